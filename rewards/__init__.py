@@ -1,0 +1,1 @@
+"""Rewards for textenv: the protocol, the registry and the built-in reward models."""

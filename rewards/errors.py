@@ -1,0 +1,20 @@
+"""Typed errors of the reward package (independent of textenv and agents)."""
+
+from __future__ import annotations
+
+__all__ = ["InvalidRewardOutputError", "RewardError", "UnknownRewardError"]
+
+
+class RewardError(Exception):
+    """Base class of errors raised by reward models and the reward registry."""
+
+
+class UnknownRewardError(RewardError, KeyError):
+    """``rewards.make`` got a name that no reward is registered under."""
+
+    def __str__(self) -> str:  # KeyError would repr() the message and add quotes
+        return str(self.args[0]) if self.args else ""
+
+
+class InvalidRewardOutputError(RewardError, ValueError):
+    """A reward returned NaN, an infinity, a non-number, or the wrong number of scores."""

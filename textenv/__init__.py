@@ -1,0 +1,1 @@
+"""textenv: a language model's context window as a Gymnasium environment."""

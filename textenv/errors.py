@@ -1,0 +1,65 @@
+"""The typed errors of textenv.
+
+Every error a user can cause derives from :class:`TextEnvError` and, where one fits, from the matching
+built-in or Gymnasium exception, so ``except ValueError`` and ``except gymnasium.error.Error`` both keep
+working. Messages name the bad value, what was expected, and the fix.
+
+Reward errors live in :mod:`rewards.errors` (the ``rewards`` package imports nothing from ``textenv``) and
+are re-exported here so one import gives the whole hierarchy.
+"""
+
+from __future__ import annotations
+
+from gymnasium import error as gym_error
+
+from rewards.errors import InvalidRewardOutputError, RewardError, UnknownRewardError
+
+__all__ = [
+    "ConfigError",
+    "InvalidActionError",
+    "InvalidRewardOutputError",
+    "ModelLoadError",
+    "PromptError",
+    "PromptSourceError",
+    "ResetNeededError",
+    "RewardError",
+    "TextEnvError",
+    "TokenizerMismatchError",
+    "UnknownEnvError",
+]
+
+
+class TextEnvError(Exception):
+    """Base class of every error raised by textenv for bad input or misuse."""
+
+
+class ConfigError(TextEnvError, ValueError):
+    """An argument or config field has a wrong type or is out of range."""
+
+
+class InvalidActionError(TextEnvError, gym_error.InvalidAction, ValueError):
+    """``step`` got something that is not a token id of the action space ``Discrete(V)``."""
+
+
+class ResetNeededError(TextEnvError, gym_error.ResetNeeded):
+    """``step`` was called before ``reset`` or after the episode ended."""
+
+
+class PromptError(TextEnvError, ValueError):
+    """A prompt is empty, or longer than the window allows and truncation is off."""
+
+
+class PromptSourceError(TextEnvError, ValueError):
+    """A prompt source is empty, missing, unreadable, or lacks the named field."""
+
+
+class ModelLoadError(TextEnvError, OSError):
+    """A model or tokenizer could not be found or loaded."""
+
+
+class TokenizerMismatchError(TextEnvError, ValueError):
+    """The tokenizer's vocabulary does not fit the model's embedding matrix."""
+
+
+class UnknownEnvError(TextEnvError, gym_error.NameNotFound):
+    """An env id is not in textenv's table."""
