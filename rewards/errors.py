@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-__all__ = ["InvalidRewardOutputError", "RewardError", "UnknownRewardError"]
+__all__ = [
+    "InvalidRewardOutputError",
+    "MissingDependencyError",
+    "RewardConfigError",
+    "RewardError",
+    "RewardPluginWarning",
+    "UnknownRewardError",
+]
 
 
 class RewardError(Exception):
@@ -18,3 +25,15 @@ class UnknownRewardError(RewardError, KeyError):
 
 class InvalidRewardOutputError(RewardError, ValueError):
     """A reward returned NaN, an infinity, a non-number, or the wrong number of scores."""
+
+
+class RewardConfigError(RewardError, TypeError):
+    """``rewards.make`` got keyword arguments that the reward's factory does not accept."""
+
+
+class MissingDependencyError(RewardError, ImportError):
+    """A built-in reward needs an optional package that is not installed (the message names the extra)."""
+
+
+class RewardPluginWarning(UserWarning):
+    """A third-party reward from the ``textenv.rewards`` entry-point group was skipped."""

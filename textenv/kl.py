@@ -1,0 +1,154 @@
+"""The KL penalty: its coefficient β (fixed or adaptive) and the channel that carries log π to the env.
+
+The env pays ``-β·(log π(a_t|s_t) - log π_ref(a_t|s_t))`` at every step. It owns π_ref (a frozen model) and β,
+but it cannot know log π, the probability with which the *agent* chose ``a_t``. The agent tells it through the
+**log-prob channel**: after sampling actions for a batch of observations and before calling ``step``, the
+agent
+calls :func:`send_logprobs` with the observed token windows, the sampled actions and their log-probabilities.
+Each env keeps the message until its next ``step`` and takes from it the row whose window and action match its
+own; matching by content rather than by row index is what lets one broadcast reach every sub-env of a
+``DummyVecEnv``, ``SubprocVecEnv`` or Gymnasium vector env in any order, with no bookkeeping of indices.
+
+When a step arrives with no matching message (a random agent, a plain SB3 policy that does not know the
+channel), the env's ``unlogged_policy`` decides what ``log π`` means:
+
+- ``"uniform"`` (default): assume the action was drawn uniformly from the vocabulary, ``log π = -log V``. This
+  is exact for ``env.action_space.sample()``, and for any other agent the step reward becomes
+  ``β·(log π_ref(a_t) + log V)``, a shaping term that favours tokens the reference finds likely.
+- ``"zero"``: no KL term at all; the reward is the reward model's score alone (``info["kl"]`` is 0).
+- ``"error"``: raise :class:`~textenv.errors.KLChannelError` -- for agents that must use the channel.
+
+``info["kl_source"]`` says which case applied to each step ("policy", "uniform" or "none").
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+import numpy as np
+
+from textenv.errors import ConfigError
+
+__all__ = [
+    "AdaptiveKLController",
+    "FixedKLController",
+    "KLController",
+    "UnloggedPolicy",
+    "make_kl_controller",
+    "send_logprobs",
+]
+
+UnloggedPolicy = Literal["uniform", "zero", "error"]
+UNLOGGED_POLICIES: tuple[str, ...] = ("uniform", "zero", "error")
+
+
+class KLController(Protocol):
+    """What the env needs of a KL coefficient: its current value and an update from measured KL."""
+
+    value: float
+
+    def update(self, kl: float, n_samples: int = 1) -> None:
+        """Adapt ``value`` to ``kl``, the mean summed KL (nats) of ``n_samples`` finished episodes."""
+
+
+@dataclass
+class FixedKLController:
+    """A constant β.
+
+    Args:
+        value: The KL coefficient β ≥ 0.
+    """
+
+    value: float
+
+    def __post_init__(self) -> None:
+        _check_nonnegative("kl_coef", self.value)
+
+    def update(self, kl: float, n_samples: int = 1) -> None:
+        """Keep β as it is."""
+
+
+@dataclass
+class AdaptiveKLController:
+    """β adapted towards a target KL, the proportional controller of Ziegler et al. (2019).
+
+    After episodes with mean summed KL ``kl``: ``e = clip(kl / target - 1, -0.2, 0.2)`` and
+    ``β ← β·(1 + e·n_samples / horizon)``. A KL above target raises β, below lowers it.
+
+    Args:
+        value: The starting β > 0.
+        target: The target KL per episode, in nats (summed over the completion's tokens).
+        horizon: How many episodes the controller takes to move β by about ``e``; larger is slower.
+    """
+
+    value: float
+    target: float
+    horizon: float = 10_000.0
+
+    def __post_init__(self) -> None:
+        _check_nonnegative("kl_coef", self.value)
+        if self.value == 0:
+            raise ConfigError("An adaptive KL controller needs kl_coef > 0 (β = 0 never changes); got 0.")
+        if not (math.isfinite(self.target) and self.target > 0):
+            raise ConfigError(f"target_kl must be a positive number of nats; got {self.target!r}.")
+        if not (math.isfinite(self.horizon) and self.horizon > 0):
+            raise ConfigError(f"kl_horizon must be a positive number of episodes; got {self.horizon!r}.")
+
+    def update(self, kl: float, n_samples: int = 1) -> None:
+        """Move β towards the value that would give ``target`` KL."""
+        if not math.isfinite(kl):
+            return
+        error = float(np.clip(kl / self.target - 1.0, -0.2, 0.2))
+        self.value *= 1.0 + error * n_samples / self.horizon
+
+
+def make_kl_controller(
+    kl_coef: float, target_kl: float | None = None, horizon: float = 10_000.0
+) -> FixedKLController | AdaptiveKLController:
+    """A fixed controller, or an adaptive one when ``target_kl`` is given."""
+    _check_nonnegative("kl_coef", kl_coef)
+    if target_kl is None:
+        return FixedKLController(float(kl_coef))
+    return AdaptiveKLController(float(kl_coef), float(target_kl), float(horizon))
+
+
+def _check_nonnegative(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.floating, np.integer)):
+        raise ConfigError(f"{name} must be a number ≥ 0; got {value!r} of type {type(value).__name__}.")
+    if not (math.isfinite(value) and value >= 0):
+        raise ConfigError(f"{name} must be a finite number ≥ 0 (0 turns the KL penalty off); got {value!r}.")
+
+
+RECORD_METHOD = "record_policy_logprobs"
+
+
+def send_logprobs(env: Any, input_ids: Any, actions: Any, logprobs: Any) -> None:
+    """Tell the env(s) the log-probabilities of the actions the agent is about to take.
+
+    Call it once per step, after sampling and before ``step``. Works with a single env (wrapped or not),
+    stable-baselines3's ``VecEnv`` (through ``env_method``) and Gymnasium's ``VectorEnv`` (through ``call``).
+
+    Args:
+        env: The env or vector env that will receive the actions.
+        input_ids: The observed ``input_ids`` windows, shape ``(n, window)`` (or ``(window,)`` for one env).
+        actions: The sampled token ids, shape ``(n,)``.
+        logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
+    """
+    ids = np.asarray(input_ids, dtype=np.int64)
+    if ids.ndim == 1:
+        ids = ids[None, :]
+    acts = np.asarray(actions, dtype=np.int64).reshape(-1)
+    lps = np.asarray(logprobs, dtype=np.float64).reshape(-1)
+    if not (ids.shape[0] == acts.shape[0] == lps.shape[0]):
+        raise ConfigError(
+            f"send_logprobs needs one window, action and log-prob per row; got {ids.shape[0]} windows, "
+            f"{acts.shape[0]} actions and {lps.shape[0]} log-probs."
+        )
+    if hasattr(env, "env_method"):  # stable-baselines3 VecEnv
+        env.env_method(RECORD_METHOD, ids, acts, lps)
+    elif hasattr(env, "call") and hasattr(env, "num_envs"):  # gymnasium.vector.VectorEnv
+        env.call(RECORD_METHOD, ids, acts, lps)
+    else:
+        env.unwrapped.record_policy_logprobs(ids, acts, lps)

