@@ -111,3 +111,12 @@ def smollm2_dir() -> Path:
         except OSError:
             shutil.copytree(folder, link)  # where symlinks are not allowed (some Windows set-ups)
     return folder
+
+
+@pytest.fixture(autouse=True)
+def _clear_logprob_board():
+    """The log-prob board is process-wide: no test may see another test's post."""
+    yield
+    from textenv.kl import clear_posted_logprobs
+
+    clear_posted_logprobs()

@@ -21,7 +21,7 @@ from textenv.errors import (
     PromptError,
     ResetNeededError,
 )
-from textenv.kl import UNLOGGED_POLICIES, UnloggedPolicy, make_kl_controller
+from textenv.kl import UNLOGGED_POLICIES, UnloggedPolicy, make_kl_controller, posted_logprobs
 from textenv.models import DEFAULT_MODEL, check_tokenizer_fits, load_model_and_tokenizer, reference_copy
 from textenv.prompts import Prompt, PromptSource, load_prompts
 from textenv.reference import ReferenceScorer
@@ -229,6 +229,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self._kl_sum = 0.0
         self._last_info: dict[str, Any] = {}
         self._logprob_msg: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._pending_score: float | None = None
 
     # ------------------------------------------------------------------ the Gymnasium API
     def reset(
@@ -253,6 +254,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self._kl_coef = float(self.kl_controller.value)
         self._kl_sum = 0.0
         self._logprob_msg = None
+        self._pending_score = None
         info = {"prompt": prompt.text, "kl_coef": self._kl_coef, "prompt_tokens": len(self._prompt_ids)}
         self._last_info = info
         if self.render_mode == "human":
@@ -261,12 +263,14 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
 
     def step(self, action: Any) -> tuple[ObsType, float, bool, bool, dict[str, Any]]:
         """Append the token ``action``; see the class docstring for the reward and the episode's end."""
-        result = self.advance(action)
+        result = self._advance(action)
         score = None
         if result.ended:
-            prompts, completions, meta = self.reward_inputs()
-            score = float(self.reward_fn(prompts, completions, **meta)[0])
-        return self.conclude(result, score)
+            score, self._pending_score = self._pending_score, None
+            if score is None:
+                prompts, completions, meta = self.reward_inputs()
+                score = float(self.reward_fn(prompts, completions, **meta)[0])
+        return self._conclude(result, score)
 
     def render(self) -> str | None:
         """The prompt, the completion so far and the reward parts, as text."""
@@ -294,49 +298,69 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
             np.asarray(logprobs, dtype=np.float64).reshape(-1),
         )
 
-    # ------------------------------------------------------------------ the step, in two phases
-    def advance(self, action: Any) -> StepResult:
-        """First half of ``step``: validate and append the token, price its KL, decide if the episode ends.
+    # ------------------------------------------------------------------ batched reward scoring
+    def preview(self, action: Any) -> tuple[list[str], list[str], dict[str, list[Any]]] | None:
+        """The reward model's inputs if ``action`` would end the episode, else ``None``; changes nothing.
 
-        A vector env calls this on every sub-env, scores all finished episodes in one reward call, then calls
-        :meth:`conclude`; ``step`` does both for one env.
+        A vector env previews every sub-env, scores all episodes that end in this step with one reward call,
+        hands each its score with :meth:`provide_score`, then steps them (see :mod:`textenv.vector`).
         """
+        self._check_started()
+        token = self._as_token(action)
+        if self._end_reason([*self._completion_ids, token]) is None:
+            return None
+        return self.reward_inputs([*self._completion_ids, token])
+
+    def provide_score(self, score: float) -> None:
+        """Give the reward model's score for the episode that the next ``step`` ends (see :meth:`preview`)."""
+        self._pending_score = float(score)
+
+    # ------------------------------------------------------------------ the step, in two halves
+    def _check_started(self) -> None:
         if not self._started:
             raise ResetNeededError("step() was called before reset(): call env.reset() first.")
         if self._done:
             raise ResetNeededError(
                 "step() was called after the episode ended: call env.reset() to start another."
             )
+
+    def _end_reason(self, completion_ids: list[int]) -> str | None:
+        if completion_ids and completion_ids[-1] in self.eos_token_ids:
+            return "eos"
+        if self.stop_strings:
+            text = self._decode(completion_ids, strip_stop=False)
+            if any(s in text for s in self.stop_strings):
+                return "stop"
+        if len(completion_ids) >= self.max_new_tokens:
+            return "length"
+        return None
+
+    def _advance(self, action: Any) -> StepResult:
+        self._check_started()
         token = self._as_token(action)
         context = self._prompt_ids + self._completion_ids
         ref_logprob = float(self._reference.next_logprobs(context)[token])
-        logprob, source = self._policy_logprob(context, token)
+        logprob, source = self._policy_logprob(token)
         kl = 0.0 if source == "none" else logprob - ref_logprob
         self._completion_ids.append(token)
         self._kl_sum += kl
-
-        end_reason = None
-        if token in self.eos_token_ids:
-            end_reason = "eos"
-        elif self.stop_strings and any(
-            s in self._decode_completion(strip_stop=False) for s in self.stop_strings
-        ):
-            end_reason = "stop"
-        elif len(self._completion_ids) >= self.max_new_tokens:
-            end_reason = "length"
+        end_reason = self._end_reason(self._completion_ids)
         self._done = end_reason is not None
         return StepResult(token, logprob, ref_logprob, kl, source, self._done, end_reason)
 
-    def reward_inputs(self) -> tuple[list[str], list[str], dict[str, list[Any]]]:
-        """The reward model's inputs for the finished episode: ``([prompt], [completion], meta)``."""
-        assert self._prompt is not None  # only reached after reset
+    def reward_inputs(
+        self, completion_ids: list[int] | None = None
+    ) -> tuple[list[str], list[str], dict[str, list[Any]]]:
+        """The reward model's inputs for this episode: ``([prompt], [completion], meta)``."""
+        if self._prompt is None:
+            raise ResetNeededError("No episode yet: call env.reset() first.")
+        ids = self._completion_ids if completion_ids is None else completion_ids
         meta = {key: [value] for key, value in self._prompt.meta.items()}
-        return [self._prompt.text], [self._decode_completion()], meta
+        return [self._prompt.text], [self._decode(ids)], meta
 
-    def conclude(
+    def _conclude(
         self, result: StepResult, score: float | None
     ) -> tuple[ObsType, float, bool, bool, dict[str, Any]]:
-        """Second half of ``step``: add the reward model's ``score`` (last step only); build the outputs."""
         reward = -self._kl_coef * result.kl
         info: dict[str, Any] = {
             "kl": result.kl,
@@ -357,7 +381,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
                 rm_score=score,
                 kl_sum=self._kl_sum,
                 prompt=self._prompt.text,
-                completion=self._decode_completion(),
+                completion=self._decode(self._completion_ids),
                 end_reason=result.end_reason,
             )
             self.kl_controller.update(self._kl_sum, 1)
@@ -429,29 +453,33 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
             )
         return token
 
-    def _policy_logprob(self, context: list[int], token: int) -> tuple[float, str]:
-        msg = self._logprob_msg
-        if msg is not None:
-            window = self._observation()["input_ids"]
+    def _policy_logprob(self, token: int) -> tuple[float, str]:
+        window: np.ndarray | None = None
+        for msg, direct in ((self._logprob_msg, True), (posted_logprobs(), False)):
+            if msg is None:
+                continue
+            if window is None:
+                window = self._observation()["input_ids"]
             rows = np.flatnonzero((msg[1] == token) & (msg[0] == window).all(axis=1))
             if rows.size:
                 return float(msg[2][rows[0]]), "policy"
-            warnings.warn(
-                "A log-prob message was received but no row matches this env's window and action; "
-                "send the windows exactly as observed (obs['input_ids']).",
-                stacklevel=4,
-            )
+            if direct:
+                warnings.warn(
+                    "A log-prob message was sent to this env but no row matches its window and action; "
+                    "send the windows exactly as observed (obs['input_ids']).",
+                    stacklevel=4,
+                )
         if self.unlogged_policy == "uniform":
             return -math.log(self.vocab_size), "uniform"
         if self.unlogged_policy == "zero":
             return math.nan, "none"
         raise KLChannelError(
             "This step came without the policy's log-probability and unlogged_policy='error': call "
-            "textenv.kl.send_logprobs(env, obs['input_ids'], actions, logprobs) before each step."
+            "textenv.kl.send_logprobs(env, obs['input_ids'], actions, logprobs) (or post_logprobs) "
+            "before each step."
         )
 
-    def _decode_completion(self, strip_stop: bool = True) -> str:
-        ids = self._completion_ids
+    def _decode(self, ids: list[int], strip_stop: bool = True) -> str:
         if ids and ids[-1] in self.eos_token_ids:
             ids = ids[:-1]
         text = str(self.tokenizer.decode(ids, skip_special_tokens=True))
@@ -469,7 +497,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         status += f"  β {self._kl_coef:.4g}"
         if "rm_score" in info:
             status += f"  reward-model {info['rm_score']:+.3f}  ({info['end_reason']})"
-        return f"{self._prompt.text}\u2502{self._decode_completion(strip_stop=False)}\n[{status}]"
+        return f"{self._prompt.text}\u2502{self._decode(self._completion_ids, False)}\n[{status}]"
 
     # ------------------------------------------------------------------ pickling
     def __getstate__(self) -> dict[str, Any]:

@@ -3,11 +3,18 @@
 The env pays ``-β·(log π(a_t|s_t) - log π_ref(a_t|s_t))`` at every step. It owns π_ref (a frozen model) and β,
 but it cannot know log π, the probability with which the *agent* chose ``a_t``. The agent tells it through the
 **log-prob channel**: after sampling actions for a batch of observations and before calling ``step``, the
-agent
-calls :func:`send_logprobs` with the observed token windows, the sampled actions and their log-probabilities.
-Each env keeps the message until its next ``step`` and takes from it the row whose window and action match its
-own; matching by content rather than by row index is what lets one broadcast reach every sub-env of a
-``DummyVecEnv``, ``SubprocVecEnv`` or Gymnasium vector env in any order, with no bookkeeping of indices.
+agent publishes the observed token windows, the sampled actions and their log-probabilities, in one of two
+ways:
+
+- :func:`post_logprobs` puts the message on the process's board, where every env of this process looks. This
+  is what ``agents.LMPolicy`` does, so ``PPO(LMPolicy, env)`` needs no wiring with in-process envs (a single
+  env, ``DummyVecEnv``, ``SyncVectorEnv``). Each post replaces the previous one.
+- :func:`send_logprobs` delivers it to a given env or vector env, through ``env_method`` / ``call``, so it
+  reaches envs in worker processes (``SubprocVecEnv``, ``AsyncVectorEnv``) too.
+
+At ``step`` an env takes the row whose window and action match its own (a direct message first, then the
+board); matching by content rather than by row index is what lets one broadcast reach every sub-env in any
+order, with no bookkeeping of indices. A direct message is dropped at the env's next ``step`` or ``reset``.
 
 When a step arrives with no matching message (a random agent, a plain SB3 policy that does not know the
 channel), the env's ``unlogged_policy`` decides what ``log π`` means:
@@ -36,7 +43,10 @@ __all__ = [
     "FixedKLController",
     "KLController",
     "UnloggedPolicy",
+    "clear_posted_logprobs",
     "make_kl_controller",
+    "post_logprobs",
+    "posted_logprobs",
     "send_logprobs",
 ]
 
@@ -122,6 +132,43 @@ def _check_nonnegative(name: str, value: Any) -> None:
 
 
 RECORD_METHOD = "record_policy_logprobs"
+LogProbMessage = tuple[np.ndarray, np.ndarray, np.ndarray]
+_board: list[LogProbMessage | None] = [None]
+
+
+def post_logprobs(input_ids: Any, actions: Any, logprobs: Any) -> None:
+    """Publish ``log π`` of the actions about to be taken to every env of this process.
+
+    Args:
+        input_ids: The observed ``input_ids`` windows, shape ``(n, window)`` (or ``(window,)``).
+        actions: The sampled token ids, shape ``(n,)``.
+        logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
+    """
+    _board[0] = _message(input_ids, actions, logprobs)
+
+
+def posted_logprobs() -> LogProbMessage | None:
+    """The latest message of :func:`post_logprobs` in this process, or ``None``."""
+    return _board[0]
+
+
+def clear_posted_logprobs() -> None:
+    """Take the posted message down (e.g. when a policy's weights change)."""
+    _board[0] = None
+
+
+def _message(input_ids: Any, actions: Any, logprobs: Any) -> LogProbMessage:
+    ids = np.asarray(input_ids, dtype=np.int64)
+    if ids.ndim == 1:
+        ids = ids[None, :]
+    acts = np.asarray(actions, dtype=np.int64).reshape(-1)
+    lps = np.asarray(logprobs, dtype=np.float64).reshape(-1)
+    if not (ids.shape[0] == acts.shape[0] == lps.shape[0]):
+        raise ConfigError(
+            f"A log-prob message needs one window, action and log-prob per row; got {ids.shape[0]} windows, "
+            f"{acts.shape[0]} actions and {lps.shape[0]} log-probs."
+        )
+    return ids, acts, lps
 
 
 def send_logprobs(env: Any, input_ids: Any, actions: Any, logprobs: Any) -> None:
@@ -136,16 +183,7 @@ def send_logprobs(env: Any, input_ids: Any, actions: Any, logprobs: Any) -> None
         actions: The sampled token ids, shape ``(n,)``.
         logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
     """
-    ids = np.asarray(input_ids, dtype=np.int64)
-    if ids.ndim == 1:
-        ids = ids[None, :]
-    acts = np.asarray(actions, dtype=np.int64).reshape(-1)
-    lps = np.asarray(logprobs, dtype=np.float64).reshape(-1)
-    if not (ids.shape[0] == acts.shape[0] == lps.shape[0]):
-        raise ConfigError(
-            f"send_logprobs needs one window, action and log-prob per row; got {ids.shape[0]} windows, "
-            f"{acts.shape[0]} actions and {lps.shape[0]} log-probs."
-        )
+    ids, acts, lps = _message(input_ids, actions, logprobs)
     if hasattr(env, "env_method"):  # stable-baselines3 VecEnv
         env.env_method(RECORD_METHOD, ids, acts, lps)
     elif hasattr(env, "call") and hasattr(env, "num_envs"):  # gymnasium.vector.VectorEnv

@@ -1,0 +1,93 @@
+"""Vectorised text envs for stable-baselines3, with one reward-model call per step for all finished episodes.
+
+``DummyVecEnv`` steps its envs one after another, so each finished episode would be scored alone.
+:class:`TextVecEnv` first asks every sub-env whether its action ends its episode
+(:meth:`~textenv.env.TextGenEnv.preview`), scores all the episodes that end in this step with one call of
+the shared reward model, hands the scores back, and only then steps the envs through their wrappers (a
+``Monitor`` still sees every step). Gymnasium's vector envs and ``SubprocVecEnv`` work too, scoring per env.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+from stable_baselines3.common.monitor import Monitor
+from stable_baselines3.common.vec_env import DummyVecEnv
+from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
+
+from textenv.errors import ConfigError
+from textenv.registration import make
+
+__all__ = ["TextVecEnv", "make_vec_env"]
+
+
+class TextVecEnv(DummyVecEnv):
+    """A ``DummyVecEnv`` of text envs that scores the episodes ending in one step in one reward call.
+
+    Sub-envs that share one reward object (as :func:`make_vec_env` arranges) are scored together; the others
+    are scored in groups by reward object.
+    """
+
+    def __init__(self, env_fns: list[Callable[[], gym.Env[Any, Any]]]) -> None:
+        super().__init__(env_fns)
+
+    def step_wait(self) -> VecEnvStepReturn:
+        """Score the episodes that this step ends in one batch, then step every env."""
+        groups: dict[int, list[tuple[Any, tuple[list[str], list[str], dict[str, list[Any]]]]]] = {}
+        for env, action in zip(self.envs, self.actions, strict=True):
+            base = env.unwrapped
+            preview = getattr(base, "preview", None)
+            if preview is None:
+                continue
+            inputs = preview(action)
+            if inputs is not None:
+                groups.setdefault(id(base.reward_fn), []).append((base, inputs))  # type: ignore[attr-defined]
+        for members in groups.values():
+            _score_together(members)
+        return super().step_wait()
+
+
+def _score_together(members: list[tuple[Any, tuple[list[str], list[str], dict[str, list[Any]]]]]) -> None:
+    keys = {tuple(sorted(inputs[2])) for _, inputs in members}
+    if len(keys) != 1:  # prompts from sources with different fields: score each alone (the env will)
+        return
+    prompts = [inputs[0][0] for _, inputs in members]
+    completions = [inputs[1][0] for _, inputs in members]
+    meta = {key: [inputs[2][key][0] for _, inputs in members] for key in keys.pop()}
+    scores = members[0][0].reward_fn(prompts, completions, **meta)
+    for (base, _), score in zip(members, np.asarray(scores), strict=True):
+        base.provide_score(float(score))
+
+
+def make_vec_env(
+    env_id: str, n_envs: int = 1, *, seed: int | None = None, monitor: bool = True, **kwargs: Any
+) -> TextVecEnv:
+    """``n_envs`` copies of a registered text env in a :class:`TextVecEnv`, sharing models and reward.
+
+    Args:
+        env_id: A registered id, e.g. ``"textenv/Toy-v0"``.
+        n_envs: Number of sub-envs (rows of each batch).
+        seed: Seed of the first sub-env; sub-env ``i`` gets ``seed + i``.
+        monitor: Wrap each sub-env in stable-baselines3's ``Monitor`` (episode return and length in info).
+        **kwargs: Overrides of the env's defaults, as for ``gym.make``.
+    """
+    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
+        raise ConfigError(f"n_envs must be an integer ≥ 1; got {n_envs!r}.")
+    first = make(env_id, **kwargs)
+    reward_fn = first.unwrapped.reward_fn  # type: ignore[attr-defined]
+
+    def build(i: int) -> Callable[[], gym.Env[Any, Any]]:
+        def thunk() -> gym.Env[Any, Any]:
+            env = first if i == 0 else make(env_id, **kwargs)
+            env.unwrapped.reward_fn = reward_fn  # type: ignore[attr-defined]
+            return Monitor(env) if monitor else env
+
+        return thunk
+
+    vec = TextVecEnv([build(i) for i in range(n_envs)])
+    if seed is not None:
+        vec.seed(seed)
+    return vec
