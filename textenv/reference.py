@@ -41,17 +41,18 @@ class ReferenceScorer:
             return self._logprobs
         cached = self._logprobs is not None and len(context) == len(self._context) + 1
         if cached and context[:-1] == self._context:
-            out = self._forward(context[-1:], self._past)
+            out = self._forward(context[-1:], self._past, len(context))
         else:
-            out = self._forward(context, None)
+            out = self._forward(context, None, len(context))
         self._context, self._past = context, out.past_key_values
         self._logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
         return self._logprobs
 
-    def _forward(self, tokens: Sequence[int], past: Any) -> Any:
+    def _forward(self, tokens: Sequence[int], past: Any, context_length: int) -> Any:
         device = next(self.model.parameters()).device
         ids = torch.tensor([list(tokens)], dtype=torch.long, device=device)
-        return self.model(input_ids=ids, past_key_values=past, use_cache=True)
+        mask = torch.ones((1, context_length), dtype=torch.long, device=device)
+        return self.model(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=True)
 
     def __getstate__(self) -> dict[str, Any]:
         # The cache is derived state: drop it so pickles stay small and never carry stale tensors.

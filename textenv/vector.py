@@ -65,7 +65,7 @@ def _score_together(members: list[tuple[Any, tuple[list[str], list[str], dict[st
 def make_vec_env(
     env_id: str, n_envs: int = 1, *, seed: int | None = None, monitor: bool = True, **kwargs: Any
 ) -> TextVecEnv:
-    """``n_envs`` copies of a registered text env in a :class:`TextVecEnv`, sharing models and reward.
+    """``n_envs`` copies of a registered text env in a :class:`TextVecEnv`, sharing models, reward and β.
 
     Args:
         env_id: A registered id, e.g. ``"textenv/Toy-v0"``.
@@ -77,12 +77,16 @@ def make_vec_env(
     if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
         raise ConfigError(f"n_envs must be an integer ≥ 1; got {n_envs!r}.")
     first = make(env_id, **kwargs)
+    # One reward object (scored in batches, one running state) and one KL controller (β adapts to the KL of
+    # every sub-env's episodes) for all sub-envs.
     reward_fn = first.unwrapped.reward_fn  # type: ignore[attr-defined]
+    kl_controller = first.unwrapped.kl_controller  # type: ignore[attr-defined]
 
     def build(i: int) -> Callable[[], gym.Env[Any, Any]]:
         def thunk() -> gym.Env[Any, Any]:
             env = first if i == 0 else make(env_id, **kwargs)
             env.unwrapped.reward_fn = reward_fn  # type: ignore[attr-defined]
+            env.unwrapped.kl_controller = kl_controller  # type: ignore[attr-defined]
             return Monitor(env) if monitor else env
 
         return thunk

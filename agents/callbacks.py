@@ -1,0 +1,168 @@
+"""Callbacks and log outputs of a training run: RLHF metrics, samples, progress, atomic CSV."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.logger import KVWriter
+from tqdm import tqdm
+
+from agents.io import atomic_write_text
+
+__all__ = ["AtomicCSVOutput", "ProgressCallback", "RLHFMetricsCallback"]
+
+
+class AtomicCSVOutput(KVWriter):
+    """SB3 log output that keeps every row and rewrites ``metrics.csv`` atomically at each dump.
+
+    New keys may appear at any dump (SB3 records ``train/*`` only after the first update); the header grows and
+    earlier rows get empty cells. Rows already in the file are kept, so a resumed run continues its curve.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+        self.rows: list[dict[str, Any]] = []
+        if self.path.exists():
+            with self.path.open(newline="", encoding="utf-8") as fh:
+                self.rows = [dict(row) for row in csv.DictReader(fh)]
+
+    def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
+        """Add one row and rewrite the file."""
+        row = {
+            k: v for k, v in key_values.items() if isinstance(v, (int, float, np.integer, np.floating, str))
+        }
+        self.rows.append(row)
+        keys: list[str] = []
+        for r in self.rows:
+            keys.extend(k for k in r if k not in keys)
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(self.rows)
+        atomic_write_text(self.path, buffer.getvalue())
+
+    def close(self) -> None:
+        """Nothing to close: every write is complete on disk."""
+
+
+class RLHFMetricsCallback(BaseCallback):
+    """Log the RLHF parts of the reward per rollout and keep sample completions.
+
+    Records ``rollout/rm_score``, ``rollout/kl``, ``rollout/kl_coef``, ``rollout/return``,
+    ``rollout/episodes``, ``time/total_tokens``, ``time/tokens_per_s`` and ``time/elapsed_s`` (means over the
+    episodes that ended in the rollout), and every ``sample_every`` rollouts appends the rollout's latest
+    completions to ``samples_path`` (one JSON object per line). ``before_rollout(n)`` is called before every
+    rollout after the first, with the number of rollouts done: the moment to write a checkpoint.
+    """
+
+    def __init__(
+        self,
+        samples_path: Path | None = None,
+        sample_every: int = 4,
+        n_samples: int = 4,
+        elapsed_offset: float = 0.0,
+        before_rollout: Callable[[int], None] | None = None,
+    ) -> None:
+        super().__init__()
+        self.samples_path = samples_path
+        self.sample_every = sample_every
+        self.n_samples = n_samples
+        self.elapsed_offset = elapsed_offset
+        self.before_rollout = before_rollout
+        self.rollouts = 0
+        self.episodes: list[dict[str, Any]] = []
+        self.history: list[dict[str, float]] = []
+        self._start = 0.0
+        self._start_tokens = 0
+
+    def _on_training_start(self) -> None:
+        self._start = time.perf_counter()
+        self._start_tokens = self.num_timesteps
+
+    def _on_rollout_start(self) -> None:
+        # Between the update of the last rollout and the next rollout: the state a checkpoint must hold.
+        if self.before_rollout is not None and self.rollouts > 0:
+            self.before_rollout(self.rollouts)
+
+    def _on_step(self) -> bool:
+        for info, done in zip(self.locals["infos"], self.locals["dones"], strict=True):
+            if done and "rm_score" in info:
+                episode_return = info.get("episode", {}).get("r", np.nan)
+                self.episodes.append(
+                    {
+                        "rm_score": float(info["rm_score"]),
+                        "kl": float(info["kl_sum"]),
+                        "kl_coef": float(info["kl_coef"]),
+                        "return": float(episode_return),
+                        "prompt": info["prompt"],
+                        "completion": info["completion"],
+                    }
+                )
+        return True
+
+    def _on_rollout_end(self) -> None:
+        self.rollouts += 1
+        elapsed = time.perf_counter() - self._start
+        row: dict[str, float] = {
+            "time/total_tokens": float(self.num_timesteps),
+            "time/elapsed_s": self.elapsed_offset + elapsed,
+            "time/tokens_per_s": (self.num_timesteps - self._start_tokens) / max(elapsed, 1e-9),
+            "rollout/episodes": float(len(self.episodes)),
+        }
+        if self.episodes:
+            for key in ("rm_score", "kl", "kl_coef", "return"):
+                row[f"rollout/{key}"] = float(np.mean([e[key] for e in self.episodes]))
+        for key, value in row.items():
+            self.logger.record(key, value)
+        self.history.append(row)
+        if self.samples_path is not None and self.episodes and self.rollouts % self.sample_every == 0:
+            lines = [
+                json.dumps({"tokens": self.num_timesteps, **e}, ensure_ascii=False)
+                for e in self.episodes[-self.n_samples :]
+            ]
+            with self.samples_path.open("a", encoding="utf-8") as fh:
+                fh.write("\n".join(lines) + "\n")  # one write of whole lines
+        self.episodes = []
+
+
+class ProgressCallback(BaseCallback):
+    """A tqdm bar over the token budget, with the latest reward-model score and KL."""
+
+    def __init__(
+        self, total_tokens: int, description: str = "train", metrics: RLHFMetricsCallback | None = None
+    ):
+        super().__init__()
+        self.total_tokens = total_tokens
+        self.description = description
+        self.metrics = metrics
+        self.bar: tqdm[Any] | None = None
+
+    def _on_training_start(self) -> None:
+        self.bar = tqdm(
+            total=self.total_tokens, initial=self.num_timesteps, desc=self.description, unit="tok"
+        )
+
+    def _on_step(self) -> bool:
+        if self.bar is not None:
+            self.bar.update(self.num_timesteps - self.bar.n)
+        return True
+
+    def _on_rollout_end(self) -> None:
+        if self.bar is not None and self.metrics is not None and self.metrics.history:
+            last = self.metrics.history[-1]
+            self.bar.set_postfix(
+                rm=f"{last.get('rollout/rm_score', float('nan')):+.3f}",
+                kl=f"{last.get('rollout/kl', 0.0):.2f}",
+            )
+
+    def _on_training_end(self) -> None:
+        if self.bar is not None:
+            self.bar.close()

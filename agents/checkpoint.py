@@ -1,0 +1,62 @@
+"""Checkpoints that resume a run exactly: weights, optimizer, envs (prompts, RNG, β), RNG states.
+
+A checkpoint folder holds SB3's ``model.zip`` (policy, value head and optimizer state; safetensors-free but
+never user-supplied: it is this run's own file), ``state.pkl`` (the sub-envs as pickled objects — textenv envs
+survive pickling by contract — with the algorithm's last observation and the global RNG states) and
+``checkpoint.json`` (tokens, rollouts, elapsed time). It is written to a temp folder and renamed into place, so
+a crash mid-write leaves the previous checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import json
+import pickle
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from stable_baselines3.common.base_class import BaseAlgorithm
+
+from agents.io import atomic_dir
+
+__all__ = ["load_checkpoint_state", "save_checkpoint"]
+
+
+def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) -> None:
+    """Write ``model`` and its envs to ``folder`` atomically."""
+    env = model.get_env()
+    assert env is not None
+    with atomic_dir(folder) as tmp:
+        model.save(tmp / "model.zip")
+        state = {
+            "envs": list(env.envs),  # type: ignore[attr-defined]
+            "last_obs": model._last_obs,
+            "last_episode_starts": model._last_episode_starts,
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "numpy": np.random.get_state(),
+                "random": random.getstate(),
+            },
+        }
+        with (tmp / "state.pkl").open("wb") as fh:
+            pickle.dump(state, fh)
+        (tmp / "checkpoint.json").write_text(
+            json.dumps({**info, "num_timesteps": model.num_timesteps}, indent=2)
+        )
+
+
+def load_checkpoint_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pickled run state and the JSON info of a checkpoint written by :func:`save_checkpoint`."""
+    with (folder / "state.pkl").open("rb") as fh:
+        state = pickle.load(fh)  # this run's own file, written by save_checkpoint
+    info = json.loads((folder / "checkpoint.json").read_text())
+    return state, info
+
+
+def restore_rng(rng: dict[str, Any]) -> None:
+    """Put back the global RNG states saved in a checkpoint."""
+    torch.set_rng_state(rng["torch"])
+    np.random.set_state(rng["numpy"])
+    random.setstate(rng["random"])

@@ -1,0 +1,262 @@
+"""``LMPolicy``: a causal LM as the actor-critic of stable-baselines3's PPO and A2C.
+
+One trunk: the LM's next-token distribution (optionally tempered and top-k-truncated) is the policy over the
+env's ``Discrete(V)`` actions, and a linear value head reads the same trunk's last hidden state. The reference
+model lives in the env; the policy only publishes ``log π`` of what it samples on the env's log-prob channel
+(:func:`textenv.kl.post_logprobs`), so the env's reward carries the exact KL.
+
+Speed: rollouts go through :class:`~agents.kv_cache.WindowKVCache` (one token per row per step); training
+evaluates whole episodes in one forward pass when the rollout buffer is
+:class:`~agents.buffer.EpisodeRolloutBuffer` (it marks which transitions belong to one episode), and otherwise
+evaluates every transition's window as one row of a single batched pass.
+
+Dropout stays off in training too: PPO's ratio must start at exactly 1 for the log-probabilities sampled in the
+rollout, as in TRL.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+from stable_baselines3.common.distributions import CategoricalDistribution
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.type_aliases import Schedule
+from torch import nn
+
+from agents.kv_cache import WindowKVCache
+from textenv.errors import ConfigError
+from textenv.kl import clear_posted_logprobs, post_logprobs
+from textenv.models import load_model_and_tokenizer
+from textenv.sampler import position_ids
+
+__all__ = ["SEGMENT_KEY", "LMPolicy"]
+
+#: Extra observation key that EpisodeRolloutBuffer adds: the index, within a minibatch, of each transition's
+#: episode segment (transitions of one segment are consecutive steps of one episode, in order).
+SEGMENT_KEY = "segment"
+
+
+class LMPolicy(ActorCriticPolicy):
+    """Actor-critic over a Hugging Face causal LM, for ``PPO(LMPolicy, env)`` and ``A2C(LMPolicy, env)``.
+
+    Args:
+        observation_space: The text env's ``Dict`` observation space.
+        action_space: ``Discrete(V)``; ``V`` must equal the model's vocabulary size.
+        lr_schedule: SB3's learning-rate schedule.
+        model: Hub id or local folder of the causal LM to fine-tune. Default: the model that the env of this
+            process was built with (when exactly one such model matches the action space).
+        temperature: Softmax temperature of the action distribution (> 0).
+        top_k: Sample only among the ``top_k`` most likely tokens (``None``: all).
+        dtype: Precision of the policy's weights (default float32).
+        optimizer_class: Optimizer of policy and value head (default ``torch.optim.AdamW``).
+        optimizer_kwargs: Its keyword arguments.
+        **kwargs: Accepted for SB3 compatibility (``use_sde`` must stay False).
+    """
+
+    def __init__(
+        self,
+        observation_space: gym.spaces.Dict,
+        action_space: gym.spaces.Discrete,
+        lr_schedule: Schedule,
+        *,
+        model: str | None = None,
+        temperature: float = 1.0,
+        top_k: int | None = None,
+        dtype: str | None = None,
+        optimizer_class: type[torch.optim.Optimizer] = torch.optim.AdamW,
+        optimizer_kwargs: dict[str, Any] | None = None,
+        use_sde: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if not isinstance(action_space, gym.spaces.Discrete):
+            raise ConfigError(f"LMPolicy needs a Discrete action space (token ids); got {action_space}.")
+        if not isinstance(observation_space, gym.spaces.Dict) or "input_ids" not in observation_space.spaces:
+            raise ConfigError(
+                "LMPolicy needs a text env's Dict observation with 'input_ids' and 'attention_mask'; "
+                f"got {observation_space}."
+            )
+        if use_sde:
+            raise ConfigError("use_sde=True has no meaning for token actions; leave it False.")
+        if not (isinstance(temperature, (int, float)) and temperature > 0):
+            raise ConfigError(f"temperature must be a number > 0; got {temperature!r}.")
+        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
+            raise ConfigError(f"top_k must be None or an integer ≥ 1; got {top_k!r}.")
+        self.model_name = model if model is not None else _model_of_this_process(int(action_space.n))
+        self.temperature = float(temperature)
+        self.top_k = top_k
+        self.lm_dtype = dtype
+        self._cache = WindowKVCache()
+        super().__init__(
+            observation_space,
+            action_space,
+            lr_schedule,
+            optimizer_class=optimizer_class,
+            optimizer_kwargs=optimizer_kwargs,
+            **kwargs,
+        )
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, lr_schedule: Schedule) -> None:
+        self.lm, self.tokenizer = load_model_and_tokenizer(self.model_name, dtype=self.lm_dtype)
+        vocab = int(self.lm.config.vocab_size)
+        if vocab != int(self.action_space.n):  # type: ignore[attr-defined]
+            raise ConfigError(
+                f"The policy model {self.model_name!r} has a vocabulary of {vocab} tokens but the env's action "
+                f"space is Discrete({self.action_space.n}): build the env and the policy from the same "  # type: ignore[attr-defined]
+                "model (policy_kwargs={'model': ...})."
+            )
+        self.lm.config.use_cache = True
+        hidden = int(self.lm.get_output_embeddings().weight.shape[1])
+        self.value_head = nn.Linear(hidden, 1)
+        nn.init.normal_(self.value_head.weight, std=1.0 / np.sqrt(hidden + 1))
+        nn.init.zeros_(self.value_head.bias)
+        self.value_head.to(dtype=next(self.lm.parameters()).dtype)
+        self.action_dist = CategoricalDistribution(int(self.action_space.n))  # type: ignore[attr-defined]
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(
+            model=self.model_name, temperature=self.temperature, top_k=self.top_k, dtype=self.lm_dtype
+        )
+        for key in ("net_arch", "activation_fn", "ortho_init", "log_std_init", "squash_output", "full_std"):
+            data.pop(key, None)
+        return data
+
+    def set_training_mode(self, mode: bool) -> None:
+        """Switch train/eval mode; the LM itself always runs without dropout (see the module docstring)."""
+        super().set_training_mode(mode)
+        self.lm.eval()
+        # Weights change in training: cached keys/values and posted log-probs would be stale.
+        self._cache.clear()
+        clear_posted_logprobs()
+
+    # ------------------------------------------------------------------ the SB3 policy interface
+    def forward(
+        self, obs: dict[str, torch.Tensor], deterministic: bool = False
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Sample actions for a batch of observations; returns ``(actions, values, log_probs)``."""
+        logits, hidden = self._last_position(obs)
+        distribution = self._distribution(logits)
+        actions = distribution.get_actions(deterministic=deterministic)
+        log_prob = distribution.log_prob(actions)
+        values = self.value_head(hidden).float()
+        post_logprobs(
+            obs["input_ids"].long().cpu().numpy(),
+            actions.cpu().numpy(),
+            log_prob.detach().double().cpu().numpy(),
+        )
+        return actions, values, log_prob
+
+    def predict_values(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
+        """Values of a batch of observations, shape ``(n, 1)``."""
+        _, hidden = self._last_position(obs)
+        return self.value_head(hidden).float()
+
+    def get_distribution(self, obs: dict[str, torch.Tensor]) -> CategoricalDistribution:  # type: ignore[override]
+        """The action distribution for a batch of observations."""
+        logits, _ = self._last_position(obs)
+        return self._distribution(logits)
+
+    def evaluate_actions(  # type: ignore[override]
+        self, obs: dict[str, torch.Tensor], actions: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Values, log-probabilities and entropies of ``actions`` taken in ``obs`` (with gradients)."""
+        actions = actions.long().flatten()
+        if SEGMENT_KEY in obs:
+            hidden = self._hidden_by_episode(obs, actions)
+            logits = self.lm.get_output_embeddings()(hidden).float()
+        else:
+            logits, hidden = self._forward_windows(obs["input_ids"].long(), obs["attention_mask"].long())
+        distribution = self._distribution(logits)
+        values = self.value_head(hidden).float()
+        return values, distribution.log_prob(actions), distribution.entropy()
+
+    def _predict(self, observation: Any, deterministic: bool = False) -> torch.Tensor:  # type: ignore[override]
+        return self.get_distribution(observation).get_actions(deterministic=deterministic)
+
+    # ------------------------------------------------------------------ internals
+    def _distribution(self, logits: torch.Tensor) -> CategoricalDistribution:
+        logits = logits / self.temperature
+        if self.top_k is not None and self.top_k < logits.shape[-1]:
+            kth = torch.topk(logits, self.top_k, dim=-1).values[..., -1:]
+            logits = logits.masked_fill(logits < kth, float("-inf"))
+        return self.action_dist.proba_distribution(action_logits=logits)
+
+    def _last_position(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()
+        if ids.ndim == 1:
+            ids, mask = ids[None], mask[None]
+        if torch.is_grad_enabled():
+            return self._forward_windows(ids, mask)
+        return self._cache(self.lm, ids, mask)
+
+    def _forward_windows(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.lm(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=position_ids(mask),
+            output_hidden_states=True,
+            use_cache=False,
+            logits_to_keep=1,
+        )
+        return out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
+
+    def _hidden_by_episode(self, obs: dict[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
+        """Last hidden states of every transition, from one forward pass over each episode segment.
+
+        The last transition of a segment holds the segment's whole context: its window plus its action (the
+        window's first column is always padding, so dropping it keeps the width). Transition ``j`` of a
+        segment of length ``L`` then reads the hidden state at column ``W - 1 - L + j``.
+        """
+        segment = obs[SEGMENT_KEY].long().flatten()
+        ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()
+        n_seg = int(segment.max()) + 1
+        width = ids.shape[1]
+        last = torch.zeros(n_seg, dtype=torch.long, device=ids.device)
+        last.scatter_reduce_(0, segment, torch.arange(len(segment), device=ids.device), reduce="amax")
+        length = torch.bincount(segment, minlength=n_seg)
+        first = last - length + 1
+        seq = torch.cat([ids[last, 1:], actions[last, None]], dim=1)
+        seq_mask = torch.cat([mask[last, 1:], torch.ones_like(actions[last, None])], dim=1)
+        out = self.lm(
+            input_ids=seq,
+            attention_mask=seq_mask,
+            position_ids=position_ids(seq_mask),
+            output_hidden_states=True,
+            use_cache=False,
+            logits_to_keep=1,
+        )
+        step = torch.arange(len(segment), device=ids.device) - first[segment]
+        column = width - 1 - length[segment] + step
+        hidden: torch.Tensor = out.hidden_states[-1][segment, column]
+        return hidden
+
+    @property
+    def cache(self) -> WindowKVCache:
+        """The rollout KV cache (its counters say how many rows were served incrementally)."""
+        return self._cache
+
+
+def _model_of_this_process(vocab_size: int) -> str:
+    from textenv.env import _SHARED_MODELS
+
+    names = sorted(
+        {
+            key[0].split("|")[0]
+            for key, (model, _) in _SHARED_MODELS.items()
+            if model.config.vocab_size == vocab_size
+        }
+    )
+    if len(names) == 1:
+        return names[0]
+    found = f"found {names}" if names else "found none"
+    raise ConfigError(
+        f"LMPolicy needs to know which model to fine-tune ({found} among the envs of this process with "
+        f"{vocab_size} tokens): pass policy_kwargs={{'model': '<hub id or folder>'}}."
+    )

@@ -1,0 +1,219 @@
+"""Train one agent: build env and algorithm from a :class:`~agents.config.TrainConfig`, run, log, checkpoint.
+
+A run writes ``<out>/``: ``config.yaml`` (the resolved config), ``metrics.csv`` and ``tb/`` (TensorBoard),
+``samples.jsonl``, ``checkpoint/`` (resumable), and ``result.json`` (before/after evaluation, wall time).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+from stable_baselines3 import A2C, PPO
+from stable_baselines3.common.base_class import BaseAlgorithm
+from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
+
+from agents.buffer import EpisodeRolloutBuffer
+from agents.callbacks import AtomicCSVOutput, ProgressCallback, RLHFMetricsCallback
+from agents.checkpoint import load_checkpoint_state, restore_rng, save_checkpoint
+from agents.config import TrainConfig
+from agents.io import atomic_write_text
+from agents.policy import LMPolicy
+from textenv.errors import ConfigError
+from textenv.vector import TextVecEnv, make_vec_env
+
+__all__ = ["RunResult", "evaluate", "make_agent", "train"]
+
+
+@dataclass
+class RunResult:
+    """What a finished (or interrupted) run measured."""
+
+    out_dir: Path
+    config: TrainConfig
+    tokens: int
+    wall_time_s: float
+    tokens_per_s: float
+    before: dict[str, Any] = field(default_factory=dict)
+    after: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, float]] = field(default_factory=list)
+    interrupted: bool = False
+
+
+def env_kwargs(config: TrainConfig) -> dict[str, Any]:
+    """The env overrides a config implies (its model, if set, is also the env's reference)."""
+    kwargs = dict(config.env_kwargs)
+    if config.model is not None:
+        kwargs["model"] = config.model
+    return kwargs
+
+
+def make_agent(config: TrainConfig, env: TextVecEnv | None = None) -> BaseAlgorithm:
+    """SB3's PPO or A2C with :class:`LMPolicy` and :class:`EpisodeRolloutBuffer`, on the config's env."""
+    if env is None:
+        env = make_vec_env(config.env, config.n_envs, seed=config.seed, **env_kwargs(config))
+    base = env.envs[0].unwrapped
+    spec = getattr(base, "_model_spec", None)
+    model_name = config.model or (spec[0] if spec else None)
+    policy_kwargs = {"model": model_name, "temperature": config.temperature, "top_k": config.top_k}
+    common: dict[str, Any] = {
+        "learning_rate": config.learning_rate,
+        "n_steps": config.n_steps,
+        "gamma": config.gamma,
+        "gae_lambda": config.gae_lambda,
+        "ent_coef": config.ent_coef,
+        "vf_coef": config.vf_coef,
+        "max_grad_norm": config.max_grad_norm,
+        "seed": config.seed,
+        "policy_kwargs": policy_kwargs,
+        "rollout_buffer_class": EpisodeRolloutBuffer,
+        "device": "cpu",
+        "verbose": 0,
+    }
+    if config.algo == "ppo":
+        return PPO(
+            LMPolicy,
+            env,
+            batch_size=config.batch_size,
+            n_epochs=config.n_epochs,
+            clip_range=config.clip_range,
+            **common,
+        )
+    if config.algo == "a2c":
+        # AdamW rather than A2C's default RMSprop, as for every LM fine-tune; advantages normalised as in PPO.
+        return A2C(LMPolicy, env, use_rms_prop=False, normalize_advantage=True, **common)
+    raise ConfigError(f"Unknown algorithm {config.algo!r}; use 'ppo' or 'a2c'.")
+
+
+def evaluate(model: BaseAlgorithm, config: TrainConfig, n_episodes: int) -> dict[str, Any]:
+    """Sample ``n_episodes`` completions of fixed prompts with the current policy; mean score, KL and samples.
+
+    Uses its own envs (seeded apart from training) and a forked torch RNG, so it does not disturb the run.
+    """
+    n_envs = min(n_episodes, 8)
+    env = make_vec_env(config.env, n_envs, seed=config.seed + 100_000, monitor=False, **env_kwargs(config))
+    episodes: list[dict[str, Any]] = []
+    model.policy.set_training_mode(False)
+    with torch.random.fork_rng(), torch.no_grad():
+        torch.manual_seed(config.seed + 100_000)
+        obs = env.reset()
+        while len(episodes) < n_episodes:
+            actions, _, _ = model.policy(model.policy.obs_to_tensor(obs)[0])
+            obs, _, dones, infos = env.step(actions.cpu().numpy())
+            for done, info in zip(dones, infos, strict=True):
+                if done and len(episodes) < n_episodes:
+                    episodes.append({k: info[k] for k in ("prompt", "completion", "rm_score", "kl_sum")})
+    env.close()
+    scores = np.array([e["rm_score"] for e in episodes])
+    kls = np.array([e["kl_sum"] for e in episodes])
+    return {"rm_score": float(scores.mean()), "kl": float(kls.mean()), "samples": episodes}
+
+
+def train(
+    config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
+) -> RunResult:
+    """Train one agent, writing the run folder; resume from its checkpoint when ``resume`` and one exists.
+
+    Ctrl-C saves a checkpoint and the results so far before re-raising ``KeyboardInterrupt``. An error (a
+    reward returning NaN, say) stops the run and leaves the last checkpoint as it was.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt = out / "checkpoint"
+    elapsed_before = 0.0
+    before: dict[str, Any] = {}
+    if resume and (ckpt / "model.zip").exists():
+        state, info = load_checkpoint_state(ckpt)
+        env = TextVecEnv([(lambda e=e: e) for e in state["envs"]])
+        algo_class = PPO if config.algo == "ppo" else A2C
+        model = algo_class.load(ckpt / "model.zip", env=env, device="cpu")
+        model._last_obs = state["last_obs"]
+        model._last_episode_starts = state["last_episode_starts"]
+        restore_rng(state["rng"])
+        elapsed_before = float(info.get("elapsed_s", 0.0))
+        before = info.get("before", {})
+        _drop_rows_after(out, model.num_timesteps)
+    else:
+        for stale in ("metrics.csv", "samples.jsonl"):
+            (out / stale).unlink(missing_ok=True)
+        model = make_agent(config)
+        before = evaluate(model, config, config.eval_episodes)
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    model.set_logger(
+        Logger(str(out), [AtomicCSVOutput(out / "metrics.csv"), TensorBoardOutputFormat(str(out / "tb"))])
+    )
+
+    start = time.perf_counter()
+
+    def checkpoint(rollouts: int | None = None) -> None:
+        if rollouts is None or rollouts % config.checkpoint_every == 0:
+            elapsed = elapsed_before + time.perf_counter() - start
+            save_checkpoint(model, ckpt, {"elapsed_s": elapsed, "before": before})
+
+    metrics = RLHFMetricsCallback(out / "samples.jsonl", config.sample_every, elapsed_offset=elapsed_before,
+                                  before_rollout=checkpoint)  # fmt: skip
+    callbacks = [metrics]
+    if progress:
+        callbacks.append(ProgressCallback(config.budget_tokens, f"{config.algo} seed {config.seed}", metrics))
+    interrupted = False
+    try:
+        if model.num_timesteps < config.budget_tokens:
+            model.learn(config.budget_tokens, callback=CallbackList(callbacks), log_interval=1,
+                        reset_num_timesteps=False)  # fmt: skip
+    except KeyboardInterrupt:
+        interrupted = True
+        checkpoint()
+    wall = elapsed_before + time.perf_counter() - start
+    if not interrupted:
+        checkpoint()
+    after = evaluate(model, config, config.eval_episodes)
+    tokens = int(model.num_timesteps)
+    result = RunResult(out, config, tokens, wall, tokens / max(wall, 1e-9), before, after, metrics.history,
+                       interrupted)  # fmt: skip
+    summary = {k: v for k, v in result.__dict__.items() if k not in ("out_dir", "config", "history")}
+    atomic_write_text(out / "result.json", json.dumps(_finite(summary), indent=2, ensure_ascii=False))
+    if interrupted:
+        raise KeyboardInterrupt
+    return result
+
+
+def _drop_rows_after(out: Path, tokens: int) -> None:
+    """Forget metrics and samples logged after the checkpoint, so a resumed run continues its curves."""
+    metrics = AtomicCSVOutput(out / "metrics.csv")
+    kept = [r for r in metrics.rows if float(r.get("time/total_tokens") or 0) <= tokens]
+    if len(kept) != len(metrics.rows):
+        metrics.rows = kept[:-1]
+        if kept:
+            metrics.write(kept[-1], {})
+        else:
+            (out / "metrics.csv").unlink(missing_ok=True)
+    samples = out / "samples.jsonl"
+    if samples.exists():
+        lines = [ln for ln in samples.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        keep = [ln for ln in lines if _tokens_of(ln) <= tokens]
+        atomic_write_text(samples, "".join(f"{ln}\n" for ln in keep))
+
+
+def _tokens_of(line: str) -> int:
+    try:
+        return int(json.loads(line)["tokens"])
+    except (ValueError, KeyError, TypeError):
+        return 1 << 62  # a torn last line: drop it
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
