@@ -3,7 +3,8 @@
 SB3's buffer shuffles single transitions, so a policy must run one window per transition. This buffer shuffles
 *segments* — the consecutive transitions of one env between two episode starts (an episode, or the part of one
 that fell in this rollout) — and marks each transition's segment in the observation under
-:data:`~agents.policy.SEGMENT_KEY`, so :class:`~agents.policy.LMPolicy` evaluates a segment in one forward pass.
+:data:`~agents.policy.SEGMENT_KEY`, so :class:`~agents.policy.LMPolicy` evaluates a segment in one forward
+pass.
 A minibatch holds whole segments and closes once it reaches ``batch_size`` transitions (so it may hold a few
 more). Everything else, GAE included, is SB3's own.
 

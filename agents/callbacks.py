@@ -23,7 +23,8 @@ __all__ = ["AtomicCSVOutput", "ProgressCallback", "RLHFMetricsCallback"]
 class AtomicCSVOutput(KVWriter):
     """SB3 log output that keeps every row and rewrites ``metrics.csv`` atomically at each dump.
 
-    New keys may appear at any dump (SB3 records ``train/*`` only after the first update); the header grows and
+    New keys may appear at any dump (SB3 records ``train/*`` only after the first update); the header grows
+    and
     earlier rows get empty cells. Rows already in the file are kept, so a resumed run continues its curve.
     """
 

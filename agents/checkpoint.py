@@ -3,7 +3,8 @@
 A checkpoint folder holds SB3's ``model.zip`` (policy, value head and optimizer state; safetensors-free but
 never user-supplied: it is this run's own file), ``state.pkl`` (the sub-envs as pickled objects — textenv envs
 survive pickling by contract — with the algorithm's last observation and the global RNG states) and
-``checkpoint.json`` (tokens, rollouts, elapsed time). It is written to a temp folder and renamed into place, so
+``checkpoint.json`` (tokens, rollouts, elapsed time). It is written to a temp folder and renamed into place,
+so
 a crash mid-write leaves the previous checkpoint intact.
 """
 

@@ -5,12 +5,13 @@ env's ``Discrete(V)`` actions, and a linear value head reads the same trunk's la
 model lives in the env; the policy only publishes ``log π`` of what it samples on the env's log-prob channel
 (:func:`textenv.kl.post_logprobs`), so the env's reward carries the exact KL.
 
-Speed: rollouts go through :class:`~agents.kv_cache.WindowKVCache` (one token per row per step); training
+Speed: rollouts go through :class:`~textenv.kv_cache.WindowKVCache` (one token per row per step); training
 evaluates whole episodes in one forward pass when the rollout buffer is
 :class:`~agents.buffer.EpisodeRolloutBuffer` (it marks which transitions belong to one episode), and otherwise
 evaluates every transition's window as one row of a single batched pass.
 
-Dropout stays off in training too: PPO's ratio must start at exactly 1 for the log-probabilities sampled in the
+Dropout stays off in training too: PPO's ratio must start at exactly 1 for the log-probabilities sampled in
+the
 rollout, as in TRL.
 """
 
@@ -26,9 +27,9 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
-from agents.kv_cache import WindowKVCache
 from textenv.errors import ConfigError
 from textenv.kl import clear_posted_logprobs, post_logprobs
+from textenv.kv_cache import WindowKVCache
 from textenv.models import load_model_and_tokenizer
 from textenv.sampler import position_ids
 
@@ -102,11 +103,12 @@ class LMPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         self.lm, self.tokenizer = load_model_and_tokenizer(self.model_name, dtype=self.lm_dtype)
         vocab = int(self.lm.config.vocab_size)
-        if vocab != int(self.action_space.n):  # type: ignore[attr-defined]
+        n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
+        if vocab != n_actions:
             raise ConfigError(
-                f"The policy model {self.model_name!r} has a vocabulary of {vocab} tokens but the env's action "
-                f"space is Discrete({self.action_space.n}): build the env and the policy from the same "  # type: ignore[attr-defined]
-                "model (policy_kwargs={'model': ...})."
+                f"The policy model {self.model_name!r} has a vocabulary of {vocab} tokens but the env's "
+                f"action space is Discrete({n_actions}): build the env and the policy from the same model "
+                "(policy_kwargs={'model': ...})."
             )
         self.lm.config.use_cache = True
         hidden = int(self.lm.get_output_embeddings().weight.shape[1])
@@ -137,7 +139,7 @@ class LMPolicy(ActorCriticPolicy):
         clear_posted_logprobs()
 
     # ------------------------------------------------------------------ the SB3 policy interface
-    def forward(
+    def forward(  # type: ignore[override]
         self, obs: dict[str, torch.Tensor], deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample actions for a batch of observations; returns ``(actions, values, log_probs)``."""
@@ -150,6 +152,7 @@ class LMPolicy(ActorCriticPolicy):
             obs["input_ids"].long().cpu().numpy(),
             actions.cpu().numpy(),
             log_prob.detach().double().cpu().numpy(),
+            attention_mask=obs["attention_mask"].long().cpu().numpy(),
         )
         return actions, values, log_prob
 
@@ -177,7 +180,7 @@ class LMPolicy(ActorCriticPolicy):
         values = self.value_head(hidden).float()
         return values, distribution.log_prob(actions), distribution.entropy()
 
-    def _predict(self, observation: Any, deterministic: bool = False) -> torch.Tensor:  # type: ignore[override]
+    def _predict(self, observation: Any, deterministic: bool = False) -> torch.Tensor:
         return self.get_distribution(observation).get_actions(deterministic=deterministic)
 
     # ------------------------------------------------------------------ internals
@@ -186,7 +189,7 @@ class LMPolicy(ActorCriticPolicy):
         if self.top_k is not None and self.top_k < logits.shape[-1]:
             kth = torch.topk(logits, self.top_k, dim=-1).values[..., -1:]
             logits = logits.masked_fill(logits < kth, float("-inf"))
-        return self.action_dist.proba_distribution(action_logits=logits)
+        return self.action_dist.proba_distribution(action_logits=logits)  # type: ignore[return-value]
 
     def _last_position(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()

@@ -9,16 +9,18 @@ from __future__ import annotations
 import json
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import gymnasium as gym
 import numpy as np
 import torch
 import yaml
 from stable_baselines3 import A2C, PPO
 from stable_baselines3.common.base_class import BaseAlgorithm
-from stable_baselines3.common.callbacks import CallbackList
+from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from agents.buffer import EpisodeRolloutBuffer
@@ -106,7 +108,7 @@ def evaluate(model: BaseAlgorithm, config: TrainConfig, n_episodes: int) -> dict
         torch.manual_seed(config.seed + 100_000)
         obs = env.reset()
         while len(episodes) < n_episodes:
-            actions, _, _ = model.policy(model.policy.obs_to_tensor(obs)[0])
+            actions, _, _ = model.policy(model.policy.obs_to_tensor(obs)[0])  # type: ignore[arg-type]
             obs, _, dones, infos = env.step(actions.cpu().numpy())
             for done, info in zip(dones, infos, strict=True):
                 if done and len(episodes) < n_episodes:
@@ -132,9 +134,9 @@ def train(
     before: dict[str, Any] = {}
     if resume and (ckpt / "model.zip").exists():
         state, info = load_checkpoint_state(ckpt)
-        env = TextVecEnv([(lambda e=e: e) for e in state["envs"]])
+        env = TextVecEnv([_returning(e) for e in state["envs"]])
         algo_class = PPO if config.algo == "ppo" else A2C
-        model = algo_class.load(ckpt / "model.zip", env=env, device="cpu")
+        model: BaseAlgorithm = algo_class.load(ckpt / "model.zip", env=env, device="cpu")
         model._last_obs = state["last_obs"]
         model._last_episode_starts = state["last_episode_starts"]
         restore_rng(state["rng"])
@@ -160,7 +162,7 @@ def train(
 
     metrics = RLHFMetricsCallback(out / "samples.jsonl", config.sample_every, elapsed_offset=elapsed_before,
                                   before_rollout=checkpoint)  # fmt: skip
-    callbacks = [metrics]
+    callbacks: list[BaseCallback] = [metrics]
     if progress:
         callbacks.append(ProgressCallback(config.budget_tokens, f"{config.algo} seed {config.seed}", metrics))
     interrupted = False
@@ -183,6 +185,10 @@ def train(
     if interrupted:
         raise KeyboardInterrupt
     return result
+
+
+def _returning(env: gym.Env[Any, Any]) -> Callable[[], gym.Env[Any, Any]]:
+    return lambda: env
 
 
 def _drop_rows_after(out: Path, tokens: int) -> None:

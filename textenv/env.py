@@ -21,10 +21,10 @@ from textenv.errors import (
     PromptError,
     ResetNeededError,
 )
-from textenv.kl import UNLOGGED_POLICIES, UnloggedPolicy, make_kl_controller, posted_logprobs
+from textenv.kl import UNLOGGED_POLICIES, LogProbMessage, UnloggedPolicy, make_kl_controller, posted_logprobs
 from textenv.models import DEFAULT_MODEL, check_tokenizer_fits, load_model_and_tokenizer, reference_copy
 from textenv.prompts import Prompt, PromptSource, load_prompts
-from textenv.reference import ReferenceScorer
+from textenv.reference import ReferenceScorer, batched_reference
 
 __all__ = ["StepResult", "TextGenEnv"]
 
@@ -228,7 +228,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self._kl_coef = self.kl_controller.value
         self._kl_sum = 0.0
         self._last_info: dict[str, Any] = {}
-        self._logprob_msg: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._logprob_msg: LogProbMessage | None = None
         self._pending_score: float | None = None
 
     # ------------------------------------------------------------------ the Gymnasium API
@@ -284,19 +284,18 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         return text
 
     # ------------------------------------------------------------------ the log-prob channel
-    def record_policy_logprobs(
-        self, input_ids: np.ndarray, actions: np.ndarray, logprobs: np.ndarray
-    ) -> None:
+    def record_policy_logprobs(self, message: LogProbMessage) -> None:
         """Receive the agent's ``log π`` for the actions it is about to send (see :mod:`textenv.kl`).
 
         The message holds one row per env of a batch; this env keeps it until its next ``step`` and uses the
-        row whose window and action match its own.
+        row whose window and action match its own. Use :func:`textenv.kl.send_logprobs` to send one.
         """
-        self._logprob_msg = (
-            np.asarray(input_ids, dtype=np.int64).reshape(-1, self.window),
-            np.asarray(actions, dtype=np.int64).reshape(-1),
-            np.asarray(logprobs, dtype=np.float64).reshape(-1),
-        )
+        if not isinstance(message, LogProbMessage):
+            raise TypeError(
+                f"record_policy_logprobs takes a textenv.kl.LogProbMessage (use textenv.kl.send_logprobs); "
+                f"got {type(message).__name__}."
+            )
+        self._logprob_msg = message
 
     # ------------------------------------------------------------------ batched reward scoring
     def preview(self, action: Any) -> tuple[list[str], list[str], dict[str, list[Any]]] | None:
@@ -338,9 +337,13 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
     def _advance(self, action: Any) -> StepResult:
         self._check_started()
         token = self._as_token(action)
-        context = self._prompt_ids + self._completion_ids
-        ref_logprob = float(self._reference.next_logprobs(context)[token])
-        logprob, source = self._policy_logprob(token)
+        logprob, source, message, row = self._policy_logprob(token)
+        if message is not None and row is not None and message.attention_mask is not None:
+            # One batched, KV-cached forward for every row of the message, shared by this process's envs.
+            ref_logprob = float(batched_reference(self.model).logprobs(message)[row, token])
+        else:
+            context = self._prompt_ids + self._completion_ids
+            ref_logprob = float(self._reference.next_logprobs(context)[token])
         kl = 0.0 if source == "none" else logprob - ref_logprob
         self._completion_ids.append(token)
         self._kl_sum += kl
@@ -453,16 +456,17 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
             )
         return token
 
-    def _policy_logprob(self, token: int) -> tuple[float, str]:
+    def _policy_logprob(self, token: int) -> tuple[float, str, LogProbMessage | None, int | None]:
+        """``(log π, source, message, row)``: from a direct message, the process board, or the fallback."""
         window: np.ndarray | None = None
-        for msg, direct in ((self._logprob_msg, True), (posted_logprobs(), False)):
-            if msg is None:
+        for message, direct in ((self._logprob_msg, True), (posted_logprobs(), False)):
+            if message is None:
                 continue
             if window is None:
                 window = self._observation()["input_ids"]
-            rows = np.flatnonzero((msg[1] == token) & (msg[0] == window).all(axis=1))
-            if rows.size:
-                return float(msg[2][rows[0]]), "policy"
+            row = message.row(window, token)
+            if row is not None:
+                return float(message.logprobs[row]), "policy", message, row
             if direct:
                 warnings.warn(
                     "A log-prob message was sent to this env but no row matches its window and action; "
@@ -470,9 +474,9 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
                     stacklevel=4,
                 )
         if self.unlogged_policy == "uniform":
-            return -math.log(self.vocab_size), "uniform"
+            return -math.log(self.vocab_size), "uniform", None, None
         if self.unlogged_policy == "zero":
-            return math.nan, "none"
+            return math.nan, "none", None, None
         raise KLChannelError(
             "This step came without the policy's log-probability and unlogged_policy='error': call "
             "textenv.kl.send_logprobs(env, obs['input_ids'], actions, logprobs) (or post_logprobs) "

