@@ -19,8 +19,9 @@ import json
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -105,6 +106,27 @@ def _check_budget(budget_tokens: int) -> int:
     return int(budget_tokens)
 
 
+def _read_history(metrics: Path) -> list[dict[str, float]]:
+    """The per-rollout rows of a run's ``metrics.csv`` (its ``time/*`` and ``rollout/*`` columns)."""
+    history: list[dict[str, float]] = []
+    if not metrics.exists():
+        return history
+    with metrics.open(newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            # SB3's train/* columns are left out: RunResult.history holds the rollout side only.
+            history.append(
+                {k: _to_float(v) for k, v in row.items() if k and k.startswith(("time/", "rollout/")) and v}
+            )
+    return history
+
+
+def _to_float(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan
+
+
 def load_run(folder: str | Path, config: TrainConfig | None = None) -> RunResult:
     """Read a finished run back from its folder (``result.json``, ``metrics.csv``, ``config.yaml``).
 
@@ -121,19 +143,7 @@ def load_run(folder: str | Path, config: TrainConfig | None = None) -> RunResult
     summary = json.loads((out / "result.json").read_text(encoding="utf-8"))
     if config is None:
         config = TrainConfig(**yaml.safe_load((out / "config.yaml").read_text(encoding="utf-8")))
-    history: list[dict[str, float]] = []
-    metrics = out / "metrics.csv"
-    if metrics.exists():
-        with metrics.open(newline="", encoding="utf-8") as fh:
-            for row in csv.DictReader(fh):
-                # Only the RLHF columns: history holds what RLHFMetricsCallback logged, not SB3's train/*.
-                history.append(
-                    {
-                        k: float(v)
-                        for k, v in row.items()
-                        if k and k.startswith(("time/", "rollout/")) and v not in (None, "")
-                    }
-                )
+    history = _read_history(out / "metrics.csv")
 
     def number(key: str) -> float:
         value = summary.get(key)
@@ -251,40 +261,57 @@ def compare(
             )
         return write_report(runs, out, notes=[*all_notes, *extra_notes], **report_kwargs)
 
-    for cfg, algo, seed in plan:
-        folder = out / algo / f"seed{seed}"
-        if resume:
-            done = _finished(folder, cfg)
-            if done is not None:
-                runs.append(done)
-                reused.append(folder)
-                continue
-        resuming = resume and (folder / "checkpoint" / "model.zip").exists() and _same_config(folder, cfg)
-        if resume and folder.exists() and (folder / "config.yaml").exists() and not _same_config(folder, cfg):
-            notes.append(
-                f"{algo} seed {seed}: the config differs from the earlier run in its folder; retrained."
-            )
-        elif resuming:
-            notes.append(f"{algo} seed {seed}: resumed from the checkpoint of an interrupted earlier run.")
-        try:
-            runs.append(training.train(cfg, folder, resume=resuming, progress=progress))
-        except KeyboardInterrupt:
-            left = len(plan) - len(runs)
-            _write_partial(
-                finish,
-                f"Interrupted during {algo} seed {seed}: this report covers the {len(runs)} runs finished "
-                f"before; {left} of {len(plan)} runs are missing. Run the comparison again to resume.",
-            )
-            raise
-        except Exception as exc:
-            _write_partial(
-                finish,
-                f"Stopped by an error during {algo} seed {seed} ({type(exc).__name__}: {exc}); this report "
-                f"covers the {len(runs)} runs finished before.",
-            )
-            raise
+    algo, seed = names[0], seed_list[0]
+    try:
+        for cfg, algo, seed in plan:
+            runs.append(_run_one(training, cfg, out / algo / f"seed{seed}", resume, progress, reused, notes))
+    except KeyboardInterrupt:
+        _write_partial(
+            finish,
+            f"Interrupted during {algo} seed {seed}: this report covers the {len(runs)} runs finished "
+            f"before; {len(plan) - len(runs)} of {len(plan)} runs are missing. Run the comparison again "
+            "to resume.",
+        )
+        raise
+    except Exception as exc:
+        _write_partial(
+            finish,
+            f"Stopped by an error during {algo} seed {seed} ({type(exc).__name__}: {exc}); this report "
+            f"covers the {len(runs)} runs finished before.",
+        )
+        raise
     report = finish()
     return ComparisonResult(out_dir=out, report=report, runs=runs, rows=summarize(runs), reused=reused)
+
+
+def _run_one(
+    training: ModuleType,
+    cfg: TrainConfig,
+    folder: Path,
+    resume: bool,
+    progress: bool,
+    reused: list[Path],
+    notes: list[str],
+) -> RunResult:
+    """Read back, resume or train the run of ``cfg`` in ``folder``; record what was done."""
+    where = f"{cfg.algo} seed {cfg.seed}"
+    if resume:
+        done = _finished(folder, cfg)
+        if done is not None:
+            reused.append(folder)
+            return done
+        if (folder / "config.yaml").exists() and not _same_config(folder, cfg):
+            notes.append(f"{where}: the config differs from the earlier run in its folder; retrained.")
+            resume = False
+        elif (folder / "checkpoint" / "model.zip").exists():
+            notes.append(f"{where}: resumed from the checkpoint of an interrupted earlier run.")
+        else:
+            resume = False
+    result: RunResult = training.train(cfg, folder, resume=resume, progress=progress)
+    if resume:
+        # A resumed run's history holds only the rollouts since the resume; metrics.csv holds them all.
+        result = replace(result, history=_read_history(folder / "metrics.csv"))
+    return result
 
 
 def _write_partial(finish: Callable[[Sequence[str]], Path], note: str) -> None:

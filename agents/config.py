@@ -106,7 +106,9 @@ class TrainConfig:
         return dataclasses.asdict(self)
 
 
-#: Named sets of overrides. "tiny" runs on the toy word-level model in well under a minute.
+#: Named sets of overrides. "tiny" runs on the toy word-level model in well under a minute. A preset may hold
+#: per-algorithm settings under the algorithm's name (A2C makes one update per rollout, so it gets shorter
+#: rollouts and a larger step size than PPO, which makes n_epochs passes over minibatches).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "model": "textenv/toy-gpt2",
@@ -117,6 +119,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "learning_rate": 3e-3,
         "budget_tokens": 2048,
         "env_kwargs": {"max_new_tokens": 8, "max_prompt_tokens": 24},
+        "a2c": {"n_steps": 8, "learning_rate": 1e-2},
     },
     "small": {
         "n_envs": 8,
@@ -127,6 +130,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "budget_tokens": 1024,
         "eval_episodes": 8,
         "env_kwargs": {"max_new_tokens": 16},
+        "a2c": {"n_steps": 8, "learning_rate": 5e-5},
     },
 }
 
@@ -140,7 +144,9 @@ def load_config(path: str | Path | None = None, preset: str | None = None, **ove
     if preset is not None:
         if preset not in PRESETS:
             raise ConfigError(f"Unknown preset {preset!r}; known: {sorted(PRESETS)}.")
-        data.update(PRESETS[preset])
+        algo = overrides.get("algo") or "ppo"
+        data.update({k: v for k, v in PRESETS[preset].items() if k not in ALGOS})
+        data.update(PRESETS[preset].get(algo, {}))
     if path is not None:
         try:
             loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}

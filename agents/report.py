@@ -239,9 +239,10 @@ def _table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | No
 def _machine() -> str:
     import torch  # already imported by any process that trained; only its thread count and version are read
 
+    threads = torch.get_num_threads()
     return (
         f"{platform.platform()} ({platform.machine() or 'unknown arch'}), {os.cpu_count()} CPUs, "
-        f"torch {torch.__version__} with {torch.get_num_threads()} threads, "
+        f"torch {torch.__version__} ({threads} thread{'s' if threads != 1 else ''}), "
         f"Python {sys.version.split()[0]}"
     )
 

@@ -148,7 +148,7 @@ def train(
             (out / stale).unlink(missing_ok=True)
         model = make_agent(config)
         before = evaluate(model, config, config.eval_episodes)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    atomic_write_text(out / "config.yaml", yaml.safe_dump(_plain(config.to_dict()), sort_keys=False))
     model.set_logger(
         Logger(str(out), [AtomicCSVOutput(out / "metrics.csv"), TensorBoardOutputFormat(str(out / "tb"))])
     )
@@ -168,8 +168,9 @@ def train(
     interrupted = False
     try:
         if model.num_timesteps < config.budget_tokens:
-            model.learn(config.budget_tokens, callback=CallbackList(callbacks), log_interval=1,
-                        reset_num_timesteps=False)  # fmt: skip
+            # SB3 adds the tokens already done to the target when reset_num_timesteps is False.
+            model.learn(config.budget_tokens - model.num_timesteps, callback=CallbackList(callbacks),
+                        log_interval=1, reset_num_timesteps=False)  # fmt: skip
     except KeyboardInterrupt:
         interrupted = True
         checkpoint()
@@ -178,8 +179,12 @@ def train(
         checkpoint()
     after = evaluate(model, config, config.eval_episodes)
     tokens = int(model.num_timesteps)
-    result = RunResult(out, config, tokens, wall, tokens / max(wall, 1e-9), before, after, metrics.history,
-                       interrupted)  # fmt: skip
+    history = [
+        _floats(row) for row in AtomicCSVOutput(out / "metrics.csv").rows
+    ]  # the whole run, resumed or not
+    result = RunResult(
+        out, config, tokens, wall, tokens / max(wall, 1e-9), before, after, history, interrupted
+    )
     summary = {k: v for k, v in result.__dict__.items() if k not in ("out_dir", "config", "history")}
     atomic_write_text(out / "result.json", json.dumps(_finite(summary), indent=2, ensure_ascii=False))
     if interrupted:
@@ -206,6 +211,27 @@ def _drop_rows_after(out: Path, tokens: int) -> None:
         lines = [ln for ln in samples.read_text(encoding="utf-8").splitlines() if ln.strip()]
         keep = [ln for ln in lines if _tokens_of(ln) <= tokens]
         atomic_write_text(samples, "".join(f"{ln}\n" for ln in keep))
+
+
+def _plain(value: Any) -> Any:
+    """YAML-safe data: objects given in code (a reward callable, say) are recorded by their repr."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _floats(row: dict[str, Any]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for key, value in row.items():
+        try:
+            out[key] = float(value)
+        except (TypeError, ValueError):
+            continue
+    return out
 
 
 def _tokens_of(line: str) -> int:

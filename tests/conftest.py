@@ -120,3 +120,14 @@ def _clear_logprob_board():
     from textenv.kl import clear_posted_logprobs
 
     clear_posted_logprobs()
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread():
+    """Tiny models run fastest on one thread; on a 2-core machine two OpenMP threads mostly wait on each other."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

@@ -1,4 +1,8 @@
-"""The ``textenv`` command line: list what is registered, check an env, and run the demo."""
+"""The env-level commands of the ``textenv`` command line: ``list``, ``check`` and ``rollout``.
+
+The ``textenv`` console script itself is :func:`agents.cli.main`, which adds the training commands; this module
+keeps to the env (``textenv`` does not import ``agents``) and can run alone: ``python -m textenv.cli list``.
+"""
 
 from __future__ import annotations
 
@@ -37,7 +41,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_demo(args: argparse.Namespace) -> int:
+def _cmd_rollout(args: argparse.Namespace) -> int:
     import textenv
     from textenv.kl import send_logprobs
     from textenv.sampler import LMSampler
@@ -75,42 +79,48 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return kwargs
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of the ``textenv`` command."""
-    parser = argparse.ArgumentParser(prog="textenv", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_commands(sub: Any) -> None:
+    """Add ``list``, ``check`` and ``rollout`` to an argparse sub-parsers object."""
     p = sub.add_parser("list", help="list the registered env ids and reward names")
     p.set_defaults(func=_cmd_list)
 
     for name, func, help_ in (
         ("check", _cmd_check, "run textenv.testing.check_text_env on an env id"),
-        ("demo", _cmd_demo, "roll out a few episodes and print completions, reward parts and KL"),
+        ("rollout", _cmd_rollout, "sample a few episodes from the reference model; print text, reward parts, KL"),
     ):
         p = sub.add_parser(name, help=help_)
         p.add_argument("--env", default="textenv/Sentiment-v0", help="a registered env id")
         p.add_argument("--model", default=None, help="override the env's model (hub id or local folder)")
-        p.add_argument(
-            "--env-kwargs", default=None, help="JSON of env overrides, e.g. '{\"max_new_tokens\": 8}'"
-        )
+        p.add_argument("--env-kwargs", default=None, help='JSON of env overrides, e.g. \'{"max_new_tokens": 8}\'')
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=func)
-        if name == "demo":
+        if name == "rollout":
             p.add_argument("--episodes", type=int, default=4)
             p.add_argument("--temperature", type=float, default=1.2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The parser of the env-level commands."""
+    parser = argparse.ArgumentParser(prog="textenv", description=__doc__)
+    add_commands(parser.add_subparsers(dest="command", required=True))
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``textenv`` console script."""
-    args = build_parser().parse_args(argv)
+def run(args: argparse.Namespace) -> int:
+    """Run a parsed command; a typed error of textenv or rewards prints its message and exits with 2."""
+    from rewards.errors import RewardError
     from textenv.errors import TextEnvError
 
     try:
         return int(args.func(args))
-    except TextEnvError as exc:
+    except (TextEnvError, RewardError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the env-level commands."""
+    return run(build_parser().parse_args(argv))
 
 
 if __name__ == "__main__":

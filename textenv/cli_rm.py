@@ -49,9 +49,9 @@ def resolve_base_model(name: str) -> Path:
         return Path(snapshot_download(name, local_files_only=True))
     except Exception as exc:  # any failure means "not in the local cache"; the hub is never asked here
         raise ModelLoadError(
-            f"No local model folder for {name!r}: it is not a folder, not {TOY_MODEL!r} or {DEFAULT_MODEL!r}, "
-            f"and not in the Hugging Face cache ({type(exc).__name__}). Pass a folder written by "
-            "save_pretrained."
+            f"No local model folder for {name!r}: it is not a folder, not {TOY_MODEL!r} or "
+            f"{DEFAULT_MODEL!r}, and not in the Hugging Face cache ({type(exc).__name__}). Pass a folder "
+            "written by save_pretrained."
         ) from exc
 
 
@@ -87,10 +87,10 @@ def _cmd_train(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
     )
-    print(
-        f"training a reward model on {len(data.pairs)} pairs and {len(data.ratings)} ratings from {base}"
+    print(f"training a reward model on {len(data.pairs)} pairs and {len(data.ratings)} ratings from {base}")
+    result = rewards.train_reward_model(
+        data, base, args.out, config, overwrite=args.overwrite, base_name=args.base
     )
-    result = rewards.train_reward_model(data, base, args.out, config, overwrite=args.overwrite)
     stats = result.info.training
     print(f"saved {result.path} ({stats['steps']} steps, {stats['train_seconds']:.0f} s)")
     if "final_eval_accuracy" in stats:
@@ -179,7 +179,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_commands(subparsers: argparse._SubParsersAction) -> None:
     """Add ``rm train``, ``rm eval`` and ``prefs simulate`` to the ``textenv`` parser's subcommands."""
     rm = subparsers.add_parser("rm", help="train and evaluate learned reward models")
     rm_sub = rm.add_subparsers(dest="rm_command", required=True)
@@ -191,7 +191,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "a regression loss on 1–5 ratings; writes save_pretrained weights, metadata and a loss curve.",
     )
     _add_data_args(p)
-    p.add_argument("--base", required=True, help="base model: a folder, textenv/toy-gpt2, or the default model id")
+    p.add_argument(
+        "--base", required=True, help="base model: a folder, textenv/toy-gpt2, or the default model id"
+    )
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--epochs", type=int, default=1)
@@ -203,7 +205,9 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
     p.add_argument("--patience", type=int, default=2, help="evaluations without improvement before stopping")
     p.add_argument("--use-margin", action="store_true", help="use the pairs' 'margin' in the loss")
     p.add_argument("--train-layers", type=int, default=None, help="fine-tune only the top N blocks (faster)")
-    p.add_argument("--weights", default=None, help='rating dimension weights as JSON, e.g. \'{"coherence": 2}\'')
+    p.add_argument(
+        "--weights", default=None, help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}'"
+    )
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_train)
@@ -221,14 +225,21 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:  # type: ignor
         "simulate",
         help="sample two completions per prompt and label them with a reward plus Bradley–Terry noise",
     )
-    p.add_argument("--model", required=True, help="the model to sample from (folder, hub id or textenv/toy-gpt2)")
-    p.add_argument("--prompts", required=True, help="prompts: builtin:NAME, .jsonl, .csv or a datasets folder")
+    p.add_argument(
+        "--model", required=True, help="the model to sample from (folder, hub id or textenv/toy-gpt2)"
+    )
+    p.add_argument(
+        "--prompts", required=True, help="prompts: builtin:NAME, .jsonl, .csv or a datasets folder"
+    )
     p.add_argument("--field", default="prompt", help="the prompt field of the records")
     p.add_argument("--reward", required=True, help="the annotator's reward, a registered name")
     p.add_argument("--reward-kwargs", default=None, help="the reward's configuration as JSON")
     p.add_argument("--out", required=True, help="the pairwise JSONL to write (atomically)")
     p.add_argument(
-        "--temperature", type=float, default=1.0, help="Bradley–Terry noise temperature (0: always the better)"
+        "--temperature",
+        type=float,
+        default=1.0,
+        help="Bradley–Terry noise temperature (0: always the better)",
     )
     p.add_argument("--sample-temperature", type=float, default=1.0, help="sampling temperature of the model")
     p.add_argument("--top-p", type=float, default=1.0)

@@ -27,7 +27,7 @@ def test_episodes_ending_in_the_same_step_are_scored_in_one_call():
     assert isinstance(vec, TextVecEnv)
     vec.reset()
     for _ in range(3):
-        _, rewards, dones, infos = vec.step(np.array([3, 4, 5, 6]))
+        _, _, dones, infos = vec.step(np.array([3, 4, 5, 6]))
     assert dones.all()
     assert reward.calls == [4]
     assert [info["rm_score"] for info in infos] == [3.0] * 4

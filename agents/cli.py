@@ -1,0 +1,132 @@
+"""The ``textenv`` console script: env commands, reward-model commands, and ``train``/``compare``/``demo``.
+
+This is the composition root: it may import every package (``textenv`` and ``rewards`` do not import
+``agents``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from textenv import cli as env_cli
+
+__all__ = ["DEMO", "build_parser", "main"]
+
+#: The main job: PPO against A2C on the sentiment task with the real default model, about 10 minutes on 2 cores.
+DEMO: dict[str, Any] = {
+    "env": "textenv/Sentiment-v0",
+    "algos": ["ppo", "a2c"],
+    "seeds": 2,
+    "budget_tokens": 384,
+    "preset": "small",
+    "out": "runs/demo",
+}
+
+
+def _add_run_flags(p: argparse.ArgumentParser, default_env: str) -> None:
+    p.add_argument("--env", default=default_env, help="registered env id")
+    p.add_argument("--config", default=None, help="YAML file of TrainConfig fields")
+    p.add_argument(
+        "--preset", default=None, help="named set of settings: 'tiny' (toy model, seconds) or 'small'"
+    )
+    p.add_argument("--budget-tokens", type=int, default=None, help="training budget in generated tokens")
+    p.add_argument("--model", default=None, help="model to fine-tune (hub id or local folder)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    return {"budget_tokens": args.budget_tokens, "model": args.model}
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from agents.config import load_config
+    from agents.train import train
+
+    config = load_config(
+        args.config, args.preset, env=args.env, algo=args.algo, seed=args.seed, **_overrides(args)
+    )
+    out = Path(args.out or f"runs/{config.algo}-seed{config.seed}")
+    try:
+        result = train(config, out, resume=args.resume, progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: checkpoint and results so far are in {out}", file=sys.stderr)
+        return 130
+    print(
+        f"{config.algo} on {config.env}: reward-model score {result.before['rm_score']:+.3f} -> "
+        f"{result.after['rm_score']:+.3f}, KL {result.after['kl']:.3f} nats, {result.tokens_per_s:.1f} tokens/s, "
+        f"{result.wall_time_s:.0f} s. Run folder: {out}"
+    )
+    return 0
+
+
+def _cmd_compare(args: argparse.Namespace) -> int:
+    from agents.compare import compare
+
+    out = Path(args.out)
+    try:
+        compare(
+            args.env,
+            args.algos,
+            args.seeds,
+            args.budget_tokens,
+            preset=args.preset,
+            config=args.config,
+            out_dir=out,
+            overrides={"model": args.model} if args.model else None,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: the report of the finished runs is in {out / 'report.md'}", file=sys.stderr)
+        return 130
+    print(f"report: {out / 'report.md'}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full ``textenv`` parser."""
+    parser = argparse.ArgumentParser(
+        prog="textenv", description="RLHF as ordinary RL: text envs, rewards, agents."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    env_cli.add_commands(sub)
+    try:
+        from textenv import cli_rm
+    except ImportError:  # pragma: no cover - the reward-model commands ship with the package
+        cli_rm = None  # type: ignore[assignment]
+    if cli_rm is not None:
+        cli_rm.add_commands(sub)
+
+    p = sub.add_parser("train", help="train one agent (PPO or A2C) on an env")
+    _add_run_flags(p, "textenv/Toy-v0")
+    p.add_argument("--algo", default="ppo", help="ppo or a2c")
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--out", default=None, help="run folder (default runs/<algo>-seed<seed>)")
+    p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "compare", help="train several algorithms on the same env, seeds and budget; write a report"
+    )
+    _add_run_flags(p, "textenv/Toy-v0")
+    p.add_argument("--algos", nargs="+", default=["ppo", "a2c"], help="algorithms to compare")
+    p.add_argument("--seeds", type=int, default=2, help="number of seeds per algorithm")
+    p.add_argument("--out", default="runs/compare", help="output folder (report.md, plots, one run per seed)")
+    p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("demo", help="the main job: PPO vs A2C on textenv/Sentiment-v0 with SmolLM2-135M")
+    p.set_defaults(func=_cmd_compare, **{k: v for k, v in DEMO.items() if k != "out"}, out=DEMO["out"])
+    p.set_defaults(config=None, model=None, no_progress=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``textenv`` console script."""
+    return env_cli.run(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

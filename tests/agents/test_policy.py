@@ -1,0 +1,145 @@
+"""LMPolicy: exact action probabilities, cached == recomputed rollouts, one-pass episodes, the KL identity."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import A2C, PPO
+
+from agents.buffer import EpisodeRolloutBuffer
+from agents.policy import SEGMENT_KEY, LMPolicy
+from textenv.errors import ConfigError
+from textenv.kv_cache import WindowKVCache
+from textenv.sampler import position_ids
+from textenv.vector import make_vec_env
+
+
+def _ppo(vec, **kwargs):
+    defaults = {"n_steps": 12, "batch_size": 12, "n_epochs": 1, "seed": 0, "device": "cpu"}
+    defaults.update(kwargs)
+    return PPO(LMPolicy, vec, rollout_buffer_class=EpisodeRolloutBuffer, **defaults)
+
+
+@pytest.mark.parametrize(("temperature", "top_k"), [(1.0, None), (0.7, None), (1.3, 5)])
+def test_action_probabilities_are_the_lm_softmax(temperature, top_k):
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0)
+    model = _ppo(vec, policy_kwargs={"temperature": temperature, "top_k": top_k})
+    obs = vec.reset()
+    tensors = model.policy.obs_to_tensor(obs)[0]
+    with torch.no_grad():
+        dist = model.policy.get_distribution(tensors)
+        ids, mask = tensors["input_ids"], tensors["attention_mask"]
+        logits = model.policy.lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits[
+            :, -1
+        ]
+    expected = torch.softmax(logits / temperature, dim=-1)
+    if top_k is not None:
+        kth = torch.topk(expected, top_k, dim=-1).values[:, -1:]
+        expected = torch.where(expected >= kth, expected, torch.zeros_like(expected))
+        expected = expected / expected.sum(-1, keepdim=True)
+    torch.testing.assert_close(dist.distribution.probs, expected, atol=1e-5, rtol=1e-4)
+    # the same distribution as the bare, unpadded context of row 0
+    row = ids[0][mask[0] == 1][None]
+    with torch.no_grad():
+        bare = model.policy.lm(input_ids=row).logits[0, -1]
+    if top_k is None:
+        torch.testing.assert_close(dist.distribution.probs[0], torch.softmax(bare / temperature, -1), atol=1e-5,
+                                   rtol=1e-4)  # fmt: skip
+
+
+def test_cached_and_recomputed_rollouts_give_the_same_logprobs():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=3, seed=1, max_new_tokens=5)
+    model = _ppo(vec)
+    policy = model.policy
+    obs = vec.reset()
+    torch.manual_seed(0)
+    for _ in range(17):  # crosses several episode ends, so rows are recomputed as well as extended
+        tensors = policy.obs_to_tensor(obs)[0]
+        with torch.no_grad():
+            cached_logits, cached_hidden = policy.cache(
+                policy.lm, tensors["input_ids"], tensors["attention_mask"]
+            )
+            fresh_logits, fresh_hidden = WindowKVCache()(
+                policy.lm, tensors["input_ids"], tensors["attention_mask"]
+            )
+        torch.testing.assert_close(
+            torch.log_softmax(cached_logits, -1), torch.log_softmax(fresh_logits, -1), atol=1e-5, rtol=0
+        )
+        torch.testing.assert_close(cached_hidden, fresh_hidden, atol=1e-4, rtol=1e-4)
+        obs, *_ = vec.step(torch.distributions.Categorical(logits=cached_logits).sample().numpy())
+    assert policy.cache.n_incremental > 0
+    assert policy.cache.n_recomputed > 0
+
+
+def test_one_pass_episode_evaluation_matches_the_rollout():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=3, seed=0, max_new_tokens=5)
+    model = _ppo(vec, n_steps=13, batch_size=8, learning_rate=0.0)
+    model.learn(39)
+    for data in model.rollout_buffer.get(8):
+        with torch.no_grad():
+            values, logp, entropy = model.policy.evaluate_actions(data.observations, data.actions)
+            per_window = {k: v for k, v in data.observations.items() if k != SEGMENT_KEY}
+            _, logp2, entropy2 = model.policy.evaluate_actions(per_window, data.actions)
+        torch.testing.assert_close(logp, data.old_log_prob, atol=1e-5, rtol=0)
+        torch.testing.assert_close(values.flatten(), data.old_values, atol=1e-5, rtol=0)
+        torch.testing.assert_close(logp, logp2, atol=1e-5, rtol=0)
+        torch.testing.assert_close(entropy, entropy2, atol=1e-4, rtol=0)
+
+
+def test_episode_return_under_ppo_rollouts_is_rm_score_minus_beta_sum_kl():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=4, kl_coef=0.3,
+                       unlogged_policy="error")  # fmt: skip
+    model = _ppo(vec, n_steps=8, batch_size=8, learning_rate=1e-3)
+    episodes = []
+
+    from stable_baselines3.common.callbacks import BaseCallback
+
+    class Collect(BaseCallback):
+        def _on_step(self):
+            for info in self.locals["infos"]:
+                assert info["kl_source"] == "policy"
+                if "episode" in info:
+                    episodes.append(info)
+            return True
+
+    model.learn(32, callback=Collect())
+    assert len(episodes) >= 6
+    for info in episodes:
+        assert info["episode"]["r"] == pytest.approx(
+            info["rm_score"] - info["kl_coef"] * info["kl_sum"], abs=1e-5
+        )
+    assert any(abs(info["kl_sum"]) > 1e-4 for info in episodes)  # the policy moved away from the reference
+
+
+def test_a_policy_whose_vocabulary_does_not_fit_the_env(tiny_gpt2_bpe_dir):
+    vec = make_vec_env("textenv/Toy-v0", n_envs=1)
+    with pytest.raises(ConfigError, match="vocabulary of 50257"):
+        _ppo(vec, policy_kwargs={"model": str(tiny_gpt2_bpe_dir)})
+
+
+def test_policy_options_are_validated():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=1)
+    with pytest.raises(ConfigError, match="temperature"):
+        _ppo(vec, policy_kwargs={"temperature": 0})
+    with pytest.raises(ConfigError, match="top_k"):
+        _ppo(vec, policy_kwargs={"top_k": 0})
+
+
+def test_a2c_runs_with_the_same_policy_and_buffer():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0)
+    model = A2C(LMPolicy, vec, n_steps=8, seed=0, device="cpu", rollout_buffer_class=EpisodeRolloutBuffer,
+                use_rms_prop=False)  # fmt: skip
+    before = [p.detach().clone() for p in model.policy.parameters()]
+    model.learn(32)
+    after = list(model.policy.parameters())
+    assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_sb3_predict_works():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0)
+    model = _ppo(vec)
+    obs = vec.reset()
+    actions, _ = model.predict(obs, deterministic=True)
+    assert actions.shape == (2,)
+    assert np.issubdtype(actions.dtype, np.integer)

@@ -1,0 +1,146 @@
+"""Training runs: PPO and A2C learn the toy task; determinism; resume; checkpoints survive failures; configs."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import pytest
+import torch
+
+import rewards
+from agents.config import load_config
+from agents.train import make_agent, train
+from textenv.errors import ConfigError
+
+
+def _read_csv(path):
+    with open(path, newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _config(algo, **overrides):
+    base = {"env": "textenv/Toy-v0", "algo": algo, "budget_tokens": 1024, "eval_episodes": 16}
+    base.update(overrides)
+    return load_config(preset="tiny", **base)
+
+
+@pytest.mark.parametrize("algo", ["ppo", "a2c"])
+def test_each_algorithm_learns_the_toy_task_and_moves_every_parameter(algo, tmp_path):
+    config = _config(algo)
+    model = make_agent(config)
+    before = {n: p.detach().clone() for n, p in model.policy.named_parameters() if p.requires_grad}
+    result = train(config, tmp_path / algo, progress=False)
+    assert result.after["rm_score"] > result.before["rm_score"] + 0.15, (result.before, result.after)
+    from stable_baselines3 import A2C, PPO
+
+    loaded = (PPO if algo == "ppo" else A2C).load(tmp_path / algo / "checkpoint" / "model.zip", device="cpu")
+    after = dict(loaded.policy.named_parameters())
+    unchanged = [n for n, p in before.items() if torch.equal(p, after[n].detach())]
+    assert unchanged == []
+    files = {p.name for p in (tmp_path / algo).iterdir()}
+    assert {"metrics.csv", "samples.jsonl", "config.yaml", "result.json", "checkpoint", "tb"} <= files
+    columns = _read_csv(tmp_path / algo / "metrics.csv")[0].keys()
+    for column in (
+        "rollout/rm_score",
+        "rollout/kl",
+        "rollout/kl_coef",
+        "rollout/return",
+        "time/tokens_per_s",
+    ):
+        assert column in columns
+    assert any(c.startswith("train/") for c in columns)
+
+
+def test_the_same_seed_gives_the_same_metrics(tmp_path):
+    config = _config("ppo", budget_tokens=256, eval_episodes=4)
+    a = train(config, tmp_path / "a", progress=False)
+    b = train(config, tmp_path / "b", progress=False)
+    keys = ("rollout/rm_score", "rollout/kl", "rollout/return")
+    assert [h[k] for h in a.history for k in keys] == pytest.approx([h[k] for h in b.history for k in keys])
+
+
+def test_a_resumed_run_matches_an_uninterrupted_one(tmp_path):
+    full = _config("ppo", budget_tokens=384, eval_episodes=4, checkpoint_every=1)
+    whole = train(full, tmp_path / "whole", progress=False)
+    half = full.replace(budget_tokens=192)
+    train(half, tmp_path / "split", progress=False)
+    resumed = train(full, tmp_path / "split", resume=True, progress=False)
+    keys = ("rollout/rm_score", "rollout/kl")
+    rows_whole = _read_csv(tmp_path / "whole" / "metrics.csv")
+    rows_split = _read_csv(tmp_path / "split" / "metrics.csv")
+    assert len(rows_whole) == len(rows_split)
+    for key in keys:
+        split = [float(r[key]) for r in rows_split]
+        assert split == pytest.approx([float(r[key]) for r in rows_whole], abs=1e-4)
+    assert resumed.after["rm_score"] == pytest.approx(whole.after["rm_score"], abs=1e-6)
+
+
+class TurnsNaN:
+    """A reward that works for a while, then returns NaN (picklable: checkpoints pickle the envs)."""
+
+    name = "turns_nan"
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, prompts, completions, **meta):
+        self.calls += 1
+        return [float("nan") if self.calls > 12 else 0.5] * len(prompts)
+
+
+def test_a_reward_that_turns_nan_stops_the_run_and_keeps_the_last_checkpoint(tmp_path):
+    config = _config("ppo", budget_tokens=1024, eval_episodes=4, checkpoint_every=1,
+                     env_kwargs={"max_new_tokens": 4, "reward": TurnsNaN()})  # fmt: skip
+    with pytest.raises(rewards.InvalidRewardOutputError, match="turns_nan"):
+        train(config, tmp_path / "run", progress=False)
+    info = json.loads((tmp_path / "run" / "checkpoint" / "checkpoint.json").read_text())
+    assert info["num_timesteps"] > 0
+    leftovers = [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_ctrl_c_saves_a_checkpoint_and_results(tmp_path, monkeypatch):
+    from agents import callbacks
+
+    original = callbacks.RLHFMetricsCallback._on_rollout_end
+
+    def interrupt_on_second(self):
+        original(self)
+        if self.rollouts == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(callbacks.RLHFMetricsCallback, "_on_rollout_end", interrupt_on_second)
+    with pytest.raises(KeyboardInterrupt):
+        train(_config("ppo", budget_tokens=1024, eval_episodes=4), tmp_path / "run", progress=False)
+    assert (tmp_path / "run" / "checkpoint" / "model.zip").exists()
+    result = json.loads((tmp_path / "run" / "result.json").read_text())
+    assert result["interrupted"] is True
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"algo": "dqn"}, "algo must be one of"),
+        ({"n_steps": 1, "n_envs": 1}, "n_steps·n_envs"),
+        ({"learning_rate": -1.0}, "learning_rate"),
+        ({"budget_tokens": 0}, "budget_tokens"),
+        ({"n_envs": "four"}, "n_envs"),
+        ({"env_kwargs": {"kl_coef": -0.1}}, "kl_coef"),
+        ({"colour": "red"}, "Unknown config fields"),
+    ],
+)
+def test_bad_configs(overrides, match):
+    with pytest.raises(ConfigError, match=match):
+        load_config(**{"env": "textenv/Toy-v0", **overrides})
+
+
+def test_yaml_config_and_unknown_env(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("algo: a2c\nn_envs: 2\nenv_kwargs:\n  max_new_tokens: 4\n")
+    config = load_config(path, env="textenv/Toy-v0")
+    assert (config.algo, config.n_envs, config.env_kwargs) == ("a2c", 2, {"max_new_tokens": 4})
+    from textenv.errors import UnknownEnvError
+
+    with pytest.raises(UnknownEnvError, match="Did you mean"):
+        make_agent(load_config(env="textenv/Toy-v1"))
