@@ -37,9 +37,7 @@ class AtomicCSVOutput(KVWriter):
 
     def write(self, key_values: dict[str, Any], key_excluded: dict[str, Any], step: int = 0) -> None:
         """Add one row and rewrite the file."""
-        row = {
-            k: v for k, v in key_values.items() if isinstance(v, (int, float, np.integer, np.floating, str))
-        }
+        row = {k: v for k, v in key_values.items() if isinstance(v, (int, float, np.integer, np.floating, str))}
         self.rows.append(row)
         keys: list[str] = []
         for r in self.rows:
@@ -137,9 +135,7 @@ class RLHFMetricsCallback(BaseCallback):
 class ProgressCallback(BaseCallback):
     """A tqdm bar over the token budget, with the latest reward-model score and KL."""
 
-    def __init__(
-        self, total_tokens: int, description: str = "train", metrics: RLHFMetricsCallback | None = None
-    ):
+    def __init__(self, total_tokens: int, description: str = "train", metrics: RLHFMetricsCallback | None = None):
         super().__init__()
         self.total_tokens = total_tokens
         self.description = description
@@ -147,9 +143,7 @@ class ProgressCallback(BaseCallback):
         self.bar: tqdm[Any] | None = None
 
     def _on_training_start(self) -> None:
-        self.bar = tqdm(
-            total=self.total_tokens, initial=self.num_timesteps, desc=self.description, unit="tok"
-        )
+        self.bar = tqdm(total=self.total_tokens, initial=self.num_timesteps, desc=self.description, unit="tok")
 
     def _on_step(self) -> bool:
         if self.bar is not None:

@@ -43,9 +43,7 @@ def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) ->
         }
         with (tmp / "state.pkl").open("wb") as fh:
             pickle.dump(state, fh)
-        (tmp / "checkpoint.json").write_text(
-            json.dumps({**info, "num_timesteps": model.num_timesteps}, indent=2)
-        )
+        (tmp / "checkpoint.json").write_text(json.dumps({**info, "num_timesteps": model.num_timesteps}, indent=2))
 
 
 def load_checkpoint_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]:

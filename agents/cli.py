@@ -30,9 +30,7 @@ DEMO: dict[str, Any] = {
 def _add_run_flags(p: argparse.ArgumentParser, default_env: str) -> None:
     p.add_argument("--env", default=default_env, help="registered env id")
     p.add_argument("--config", default=None, help="YAML file of TrainConfig fields")
-    p.add_argument(
-        "--preset", default=None, help="named set of settings: 'tiny' (toy model, seconds) or 'small'"
-    )
+    p.add_argument("--preset", default=None, help="named set of settings: 'tiny' (toy model, seconds) or 'small'")
     p.add_argument("--budget-tokens", type=int, default=None, help="training budget in generated tokens")
     p.add_argument("--model", default=None, help="model to fine-tune (hub id or local folder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -46,9 +44,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
     from agents.config import load_config
     from agents.train import train
 
-    config = load_config(
-        args.config, args.preset, env=args.env, algo=args.algo, seed=args.seed, **_overrides(args)
-    )
+    config = load_config(args.config, args.preset, env=args.env, algo=args.algo, seed=args.seed, **_overrides(args))
     out = Path(args.out or f"runs/{config.algo}-seed{config.seed}")
     try:
         result = train(config, out, resume=args.resume, progress=not args.no_progress)
@@ -88,9 +84,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
 
 def build_parser() -> argparse.ArgumentParser:
     """The full ``textenv`` parser."""
-    parser = argparse.ArgumentParser(
-        prog="textenv", description="RLHF as ordinary RL: text envs, rewards, agents."
-    )
+    parser = argparse.ArgumentParser(prog="textenv", description="RLHF as ordinary RL: text envs, rewards, agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     env_cli.add_commands(sub)
     try:
@@ -108,9 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
     p.set_defaults(func=_cmd_train)
 
-    p = sub.add_parser(
-        "compare", help="train several algorithms on the same env, seeds and budget; write a report"
-    )
+    p = sub.add_parser("compare", help="train several algorithms on the same env, seeds and budget; write a report")
     _add_run_flags(p, "textenv/Toy-v0")
     p.add_argument("--algos", nargs="+", default=["ppo", "a2c"], help="algorithms to compare")
     p.add_argument("--seeds", type=int, default=2, help="number of seeds per algorithm")

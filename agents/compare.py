@@ -97,11 +97,7 @@ def _check_seeds(seeds: int | Sequence[int]) -> list[int]:
 
 
 def _check_budget(budget_tokens: int) -> int:
-    if (
-        isinstance(budget_tokens, bool)
-        or not isinstance(budget_tokens, (int, np.integer))
-        or budget_tokens < 1
-    ):
+    if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, (int, np.integer)) or budget_tokens < 1:
         raise ConfigError(f"budget_tokens must be an integer ≥ 1 (tokens per run); got {budget_tokens!r}.")
     return int(budget_tokens)
 
@@ -114,9 +110,7 @@ def _read_history(metrics: Path) -> list[dict[str, float]]:
     with metrics.open(newline="", encoding="utf-8") as fh:
         for row in csv.DictReader(fh):
             # SB3's train/* columns are left out: RunResult.history holds the rollout side only.
-            history.append(
-                {k: _to_float(v) for k, v in row.items() if k and k.startswith(("time/", "rollout/")) and v}
-            )
+            history.append({k: _to_float(v) for k, v in row.items() if k and k.startswith(("time/", "rollout/")) and v})
     return history
 
 

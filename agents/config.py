@@ -88,9 +88,7 @@ class TrainConfig:
             if value < 0 or (name in ("learning_rate", "temperature", "clip_range") and value == 0):
                 raise ConfigError(f"{name} must be {'>' if name != 'ent_coef' else '≥'} 0; got {value!r}.")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
-            raise ConfigError(
-                f"gamma must be in (0, 1] and gae_lambda in [0, 1]; got {self.gamma}, {self.gae_lambda}."
-            )
+            raise ConfigError(f"gamma must be in (0, 1] and gae_lambda in [0, 1]; got {self.gamma}, {self.gae_lambda}.")
         if not isinstance(self.env_kwargs, dict):
             raise ConfigError(f"env_kwargs must be a mapping; got {type(self.env_kwargs).__name__}.")
         beta = self.env_kwargs.get("kl_coef", 0.0)

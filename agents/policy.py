@@ -123,9 +123,7 @@ class LMPolicy(ActorCriticPolicy):
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(
-            model=self.model_name, temperature=self.temperature, top_k=self.top_k, dtype=self.lm_dtype
-        )
+        data.update(model=self.model_name, temperature=self.temperature, top_k=self.top_k, dtype=self.lm_dtype)
         for key in ("net_arch", "activation_fn", "ortho_init", "log_std_init", "squash_output", "full_std"):
             data.pop(key, None)
         return data
@@ -250,11 +248,7 @@ def _model_of_this_process(vocab_size: int) -> str:
     from textenv.env import _SHARED_MODELS
 
     names = sorted(
-        {
-            key[0].split("|")[0]
-            for key, (model, _) in _SHARED_MODELS.items()
-            if model.config.vocab_size == vocab_size
-        }
+        {key[0].split("|")[0] for key, (model, _) in _SHARED_MODELS.items() if model.config.vocab_size == vocab_size}
     )
     if len(names) == 1:
         return names[0]

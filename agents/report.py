@@ -395,9 +395,7 @@ def _write_summary_csv(metrics: Sequence[RunMetrics], path: Path) -> None:
     writer.writeheader()
     for m in metrics:
         m = replace(m, out_dir=_relative(m.out_dir, path.parent))
-        writer.writerow(
-            {k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(m).items()}
-        )
+        writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(m).items()})
     atomic_write_text(path, buffer.getvalue())
 
 
@@ -427,9 +425,7 @@ def write_report(
     groups = _group(results)
     metrics = [run_metrics(r) for runs in groups.values() for r in sorted(runs, key=lambda r: r.config.seed)]
     envs = [env] if env is not None else sorted({r.config.env for r in results})
-    budgets = (
-        [budget_tokens] if budget_tokens is not None else sorted({r.config.budget_tokens for r in results})
-    )
+    budgets = [budget_tokens] if budget_tokens is not None else sorted({r.config.budget_tokens for r in results})
     seed_list = list(seeds) if seeds is not None else sorted({r.config.seed for r in results})
 
     def listing(values: Sequence[object]) -> str:

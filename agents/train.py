@@ -119,9 +119,7 @@ def evaluate(model: BaseAlgorithm, config: TrainConfig, n_episodes: int) -> dict
     return {"rm_score": float(scores.mean()), "kl": float(kls.mean()), "samples": episodes}
 
 
-def train(
-    config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True
-) -> RunResult:
+def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> RunResult:
     """Train one agent, writing the run folder; resume from its checkpoint when ``resume`` and one exists.
 
     Ctrl-C saves a checkpoint and the results so far before re-raising ``KeyboardInterrupt``. An error (a
@@ -149,9 +147,7 @@ def train(
         model = make_agent(config)
         before = evaluate(model, config, config.eval_episodes)
     atomic_write_text(out / "config.yaml", yaml.safe_dump(_plain(config.to_dict()), sort_keys=False))
-    model.set_logger(
-        Logger(str(out), [AtomicCSVOutput(out / "metrics.csv"), TensorBoardOutputFormat(str(out / "tb"))])
-    )
+    model.set_logger(Logger(str(out), [AtomicCSVOutput(out / "metrics.csv"), TensorBoardOutputFormat(str(out / "tb"))]))
 
     start = time.perf_counter()
 
@@ -179,12 +175,8 @@ def train(
         checkpoint()
     after = evaluate(model, config, config.eval_episodes)
     tokens = int(model.num_timesteps)
-    history = [
-        _floats(row) for row in AtomicCSVOutput(out / "metrics.csv").rows
-    ]  # the whole run, resumed or not
-    result = RunResult(
-        out, config, tokens, wall, tokens / max(wall, 1e-9), before, after, history, interrupted
-    )
+    history = [_floats(row) for row in AtomicCSVOutput(out / "metrics.csv").rows]  # the whole run, resumed or not
+    result = RunResult(out, config, tokens, wall, tokens / max(wall, 1e-9), before, after, history, interrupted)
     summary = {k: v for k, v in result.__dict__.items() if k not in ("out_dir", "config", "history")}
     atomic_write_text(out / "result.json", json.dumps(_finite(summary), indent=2, ensure_ascii=False))
     if interrupted:

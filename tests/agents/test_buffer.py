@@ -10,9 +10,7 @@ from gymnasium import spaces
 from agents.buffer import EpisodeRolloutBuffer, segments
 from agents.policy import SEGMENT_KEY
 
-OBS = spaces.Dict(
-    {"input_ids": spaces.Box(0, 9, (4,), np.int64), "attention_mask": spaces.Box(0, 1, (4,), np.int64)}
-)
+OBS = spaces.Dict({"input_ids": spaces.Box(0, 9, (4,), np.int64), "attention_mask": spaces.Box(0, 1, (4,), np.int64)})
 
 
 def _filled(rewards, starts, values, last_values, dones, gamma=1.0, lam=0.95):

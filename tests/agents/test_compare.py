@@ -136,9 +136,7 @@ def test_load_run_reads_the_config_from_the_folder(comparison: ComparisonResult)
 def fake_train(calls: list[dict[str, Any]], interrupt_at: int | None = None) -> Any:
     """A stand-in for agents.train.train: writes a plausible run folder; Ctrl-C on call ``interrupt_at``."""
 
-    def train(
-        config: TrainConfig, out_dir: Path, *, resume: bool = False, progress: bool = True
-    ) -> training.RunResult:
+    def train(config: TrainConfig, out_dir: Path, *, resume: bool = False, progress: bool = True) -> training.RunResult:
         calls.append({"algo": config.algo, "seed": config.seed, "resume": resume})
         if len(calls) == interrupt_at:
             raise KeyboardInterrupt
@@ -159,9 +157,7 @@ def test_ctrl_c_writes_the_report_of_the_runs_so_far_and_reraises(tmp_path: Path
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(training, "train", fake_train(calls, interrupt_at=3))
     with pytest.raises(KeyboardInterrupt):
-        compare(
-            ENV, ["ppo", "a2c"], seeds=2, budget_tokens=256, preset="tiny", out_dir=tmp_path, progress=False
-        )
+        compare(ENV, ["ppo", "a2c"], seeds=2, budget_tokens=256, preset="tiny", out_dir=tmp_path, progress=False)
     assert [(c["algo"], c["seed"]) for c in calls] == [("ppo", 0), ("a2c", 0), ("ppo", 1)]
     text = (tmp_path / "report.md").read_text(encoding="utf-8")
     assert "Interrupted during ppo seed 1" in text
@@ -199,9 +195,7 @@ def test_interrupted_runs_resume_and_changed_configs_retrain(tmp_path: Path, mon
 
     calls: list[dict[str, Any]] = []
     monkeypatch.setattr(training, "train", fake_train(calls))
-    result = compare(
-        ENV, ["ppo", "a2c"], seeds=1, budget_tokens=256, preset="tiny", out_dir=tmp_path, progress=False
-    )
+    result = compare(ENV, ["ppo", "a2c"], seeds=1, budget_tokens=256, preset="tiny", out_dir=tmp_path, progress=False)
     assert calls == [{"algo": "ppo", "seed": 0, "resume": True}, {"algo": "a2c", "seed": 0, "resume": False}]
     text = result.report.read_text(encoding="utf-8")
     assert "ppo seed 0: resumed from the checkpoint" in text

@@ -30,9 +30,7 @@ def test_action_probabilities_are_the_lm_softmax(temperature, top_k):
     with torch.no_grad():
         dist = model.policy.get_distribution(tensors)
         ids, mask = tensors["input_ids"], tensors["attention_mask"]
-        logits = model.policy.lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits[
-            :, -1
-        ]
+        logits = model.policy.lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits[:, -1]
     expected = torch.softmax(logits / temperature, dim=-1)
     if top_k is not None:
         kth = torch.topk(expected, top_k, dim=-1).values[:, -1:]
@@ -57,12 +55,8 @@ def test_cached_and_recomputed_rollouts_give_the_same_logprobs():
     for _ in range(17):  # crosses several episode ends, so rows are recomputed as well as extended
         tensors = policy.obs_to_tensor(obs)[0]
         with torch.no_grad():
-            cached_logits, cached_hidden = policy.cache(
-                policy.lm, tensors["input_ids"], tensors["attention_mask"]
-            )
-            fresh_logits, fresh_hidden = WindowKVCache()(
-                policy.lm, tensors["input_ids"], tensors["attention_mask"]
-            )
+            cached_logits, cached_hidden = policy.cache(policy.lm, tensors["input_ids"], tensors["attention_mask"])
+            fresh_logits, fresh_hidden = WindowKVCache()(policy.lm, tensors["input_ids"], tensors["attention_mask"])
         torch.testing.assert_close(
             torch.log_softmax(cached_logits, -1), torch.log_softmax(fresh_logits, -1), atol=1e-5, rtol=0
         )
@@ -106,9 +100,7 @@ def test_episode_return_under_ppo_rollouts_is_rm_score_minus_beta_sum_kl():
     model.learn(32, callback=Collect())
     assert len(episodes) >= 6
     for info in episodes:
-        assert info["episode"]["r"] == pytest.approx(
-            info["rm_score"] - info["kl_coef"] * info["kl_sum"], abs=1e-5
-        )
+        assert info["episode"]["r"] == pytest.approx(info["rm_score"] - info["kl_coef"] * info["kl_sum"], abs=1e-5)
     assert any(abs(info["kl_sum"]) > 1e-4 for info in episodes)  # the policy moved away from the reference
 
 

@@ -30,9 +30,7 @@ def make_run(
     root: Path = Path("runs"),
 ) -> RunResult:
     """A finished run as train() returns it, with one history row per rollout of 64 tokens."""
-    config = load_config(
-        preset="tiny", env="textenv/Toy-v0", algo=algo, seed=seed, budget_tokens=64 * len(rewards)
-    )
+    config = load_config(preset="tiny", env="textenv/Toy-v0", algo=algo, seed=seed, budget_tokens=64 * len(rewards))
     history = [
         {
             "time/total_tokens": 64.0 * (i + 1),
@@ -93,9 +91,7 @@ def runs(tmp_path: Path) -> list[RunResult]:
     rising = [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8]
     return [
         make_run("ppo", 0, rising, [0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5], root=tmp_path),
-        make_run(
-            "ppo", 1, [r + 0.1 for r in rising], [0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 2.8], root=tmp_path
-        ),
+        make_run("ppo", 1, [r + 0.1 for r in rising], [0.0, 0.4, 0.8, 1.2, 1.6, 2.0, 2.4, 2.8], root=tmp_path),
         make_run("a2c", 0, [0.1] * 8, [0.0, 0.1, 0.1, 0.2, 0.2, 0.2, 0.3, 0.3], root=tmp_path),
         make_run("a2c", 1, [0.1] * 8, [0.0, 0.1, 0.1, 0.2, 0.2, 0.2, 0.3, 0.3], root=tmp_path),
     ]
@@ -169,9 +165,7 @@ def test_pipes_newlines_and_backticks_in_completions_keep_the_tables_whole(tmp_p
         "the day was": "line one\nline two\r\n| row?",
         "the city is": "`tick` and ``two``",
     }
-    runs = [
-        make_run(algo, 0, [0.1, 0.2], [0.0, 0.1], completions=nasty, root=tmp_path) for algo in ("ppo", "a2c")
-    ]
+    runs = [make_run(algo, 0, [0.1, 0.2], [0.0, 0.1], completions=nasty, root=tmp_path) for algo in ("ppo", "a2c")]
     text = write_report(runs, tmp_path).read_text(encoding="utf-8")
     found = tables(text)
     assert len(found) == 2 + 3  # summary, runs, one per sample prompt

@@ -1,0 +1,56 @@
+"""The `textenv` console script: env commands, train and compare, typed errors as exit code 2."""
+
+from __future__ import annotations
+
+import json
+
+from agents.cli import DEMO, build_parser, main
+
+
+def test_list(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "textenv/Toy-v0" in out
+    assert "sentiment" in out
+
+
+def test_check_and_rollout_on_the_toy_env(capsys):
+    assert main(["check", "--env", "textenv/Toy-v0"]) == 0
+    assert "ok  copy.deepcopy" in capsys.readouterr().out
+    assert main(["rollout", "--env", "textenv/Toy-v0", "--episodes", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "reward model" in out
+    assert "KL" in out
+
+
+def test_train_then_resume(tmp_path, capsys):
+    out = tmp_path / "run"
+    args = ["train", "--env", "textenv/Toy-v0", "--algo", "a2c", "--preset", "tiny", "--budget-tokens", "64",
+            "--seed", "1", "--out", str(out), "--no-progress"]  # fmt: skip
+    assert main(args) == 0
+    assert "reward-model score" in capsys.readouterr().out
+    assert json.loads((out / "result.json").read_text())["tokens"] == 64
+    assert main([a if a != "64" else "128" for a in args] + ["--resume"]) == 0
+    assert json.loads((out / "result.json").read_text())["tokens"] == 128
+
+
+def test_compare_writes_a_report(tmp_path, capsys):
+    out = tmp_path / "cmp"
+    code = main(["compare", "--env", "textenv/Toy-v0", "--algos", "ppo", "a2c", "--seeds", "1", "--budget-tokens",
+                 "64", "--preset", "tiny", "--out", str(out), "--no-progress"])  # fmt: skip
+    assert code == 0
+    assert (out / "report.md").exists()
+    assert str(out / "report.md") in capsys.readouterr().out
+
+
+def test_typed_errors_exit_with_2(capsys):
+    assert main(["train", "--env", "textenv/Toy-v0", "--algo", "dqn", "--no-progress"]) == 2
+    assert "algo must be one of" in capsys.readouterr().err
+    assert main(["check", "--env", "textenv/Toyy-v0"]) == 2
+    assert "Did you mean" in capsys.readouterr().err
+
+
+def test_the_demo_is_the_sentiment_comparison():
+    args = build_parser().parse_args(["demo"])
+    assert args.env == DEMO["env"] == "textenv/Sentiment-v0"
+    assert args.algos == ["ppo", "a2c"]
