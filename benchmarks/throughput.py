@@ -138,14 +138,11 @@ def main() -> None:
             folder, prompts = build_model(name, Path(tmp))
             for batch in args.batch:
                 row: dict[str, Any] = {"config": name, "batch": batch, "new_tokens": args.new_tokens}
-                row["A_generate"] = median_of(
-                    lambda: bench_generate(folder, prompts, batch, args.new_tokens), args.runs
-                )
-                row["B_rollout"] = median_of(lambda: bench_rollout(folder, prompts, batch, args.new_tokens), args.runs)
+                setting = (folder, prompts, batch, args.new_tokens)
+                row["A_generate"] = median_of(lambda s=setting: bench_generate(*s), args.runs)
+                row["B_rollout"] = median_of(lambda s=setting: bench_rollout(*s), args.runs)
                 for algo in ("ppo", "a2c"):
-                    row[f"D_{algo}"] = median_of(
-                        lambda a=algo: bench_learn(folder, prompts, batch, args.new_tokens, a), args.runs
-                    )
+                    row[f"D_{algo}"] = median_of(lambda s=setting, a=algo: bench_learn(*s, a), args.runs)
                 row["B_over_A"] = row["B_rollout"] / row["A_generate"]
                 results.append(row)
                 print(

@@ -122,3 +122,10 @@ def test_sb3_make_vec_env_with_subprocesses():
         assert obs["input_ids"].shape == (2, 16)
     finally:
         vec.close()
+
+
+@pytest.mark.real_model
+def test_sentiment_env_with_its_real_default_model_passes_the_validator(smollm2_dir):
+    env = gym.make("textenv/Sentiment-v0", max_new_tokens=3)
+    assert env.unwrapped.vocab_size == 49152
+    check_text_env(env)
