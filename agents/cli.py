@@ -21,7 +21,7 @@ DEMO: dict[str, Any] = {
     "env": "textenv/Sentiment-v0",
     "algos": ["ppo", "a2c"],
     "seeds": 2,
-    "budget_tokens": 384,
+    "budget_tokens": 512,
     "preset": "small",
     "out": "runs/demo",
 }
