@@ -91,7 +91,7 @@ def add_commands(sub: Any) -> None:
         p = sub.add_parser(name, help=help_)
         p.add_argument("--env", default="textenv/Sentiment-v0", help="a registered env id")
         p.add_argument("--model", default=None, help="override the env's model (hub id or local folder)")
-        p.add_argument("--env-kwargs", default=None, help='JSON of env overrides, e.g. \'{"max_new_tokens": 8}\'')
+        p.add_argument("--env-kwargs", default=None, help="JSON of env overrides, e.g. '{\"max_new_tokens\": 8}'")
         p.add_argument("--seed", type=int, default=0)
         p.set_defaults(func=func)
         if name == "rollout":

@@ -319,9 +319,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         if not self._started:
             raise ResetNeededError("step() was called before reset(): call env.reset() first.")
         if self._done:
-            raise ResetNeededError(
-                "step() was called after the episode ended: call env.reset() to start another."
-            )
+            raise ResetNeededError("step() was called after the episode ended: call env.reset() to start another.")
 
     def _end_reason(self, completion_ids: list[int]) -> str | None:
         if completion_ids and completion_ids[-1] in self.eos_token_ids:
@@ -361,9 +359,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         meta = {key: [value] for key, value in self._prompt.meta.items()}
         return [self._prompt.text], [self._decode(ids)], meta
 
-    def _conclude(
-        self, result: StepResult, score: float | None
-    ) -> tuple[ObsType, float, bool, bool, dict[str, Any]]:
+    def _conclude(self, result: StepResult, score: float | None) -> tuple[ObsType, float, bool, bool, dict[str, Any]]:
         reward = -self._kl_coef * result.kl
         info: dict[str, Any] = {
             "kl": result.kl,
@@ -375,9 +371,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         }
         if result.ended:
             if score is None or not math.isfinite(score):
-                raise ValueError(
-                    f"conclude() of a finished episode needs a finite reward score; got {score!r}."
-                )
+                raise ValueError(f"conclude() of a finished episode needs a finite reward score; got {score!r}.")
             reward += score
             assert self._prompt is not None
             info.update(

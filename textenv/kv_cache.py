@@ -42,9 +42,7 @@ class WindowKVCache:
         self._hidden: torch.Tensor | None = None
 
     @torch.no_grad()
-    def __call__(
-        self, model: Any, ids: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, hidden)`` at the last column of each window: shapes ``(n, V)`` and ``(n, H)``."""
         if self._ids is None or self._ids.shape != ids.shape or self._mask is None:
             return self._recompute_all(model, ids, mask)
@@ -59,9 +57,7 @@ class WindowKVCache:
         )
         if not bool(follows.any()):
             return self._recompute_all(model, ids, mask)
-        past = DynamicCache(
-            ddp_cache_data=[(k[:, :, 1:], v[:, :, 1:]) for k, v in self._kv], config=model.config
-        )
+        past = DynamicCache(ddp_cache_data=[(k[:, :, 1:], v[:, :, 1:]) for k, v in self._kv], config=model.config)
         out = model(
             input_ids=ids[:, -1:],
             attention_mask=mask,
@@ -83,9 +79,7 @@ class WindowKVCache:
         self._store(ids, mask, kv, logits, hidden)
         return logits, hidden
 
-    def _recompute_all(
-        self, model: Any, ids: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def _recompute_all(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits, hidden, kv = self._forward_full(model, ids, mask)
         self.n_recomputed += ids.shape[0]
         self._store(ids, mask, kv, logits, hidden)

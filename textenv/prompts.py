@@ -397,9 +397,7 @@ class PromptSource:
 
 #: What :func:`load_prompts` accepts (see its docstring). A string alias, so that ``datasets`` is needed only
 #: by type checkers, never at run time.
-PromptSpec: TypeAlias = (
-    "PromptSource | str | os.PathLike[str] | Sequence[PromptRecord] | Dataset | DatasetDict"
-)
+PromptSpec: TypeAlias = "PromptSource | str | os.PathLike[str] | Sequence[PromptRecord] | Dataset | DatasetDict"
 
 
 def load_prompts(spec: PromptSpec, field: str = "prompt", split: str | None = None) -> PromptSource:

@@ -45,9 +45,7 @@ def rollout(env: gym.Env[Any, Any], seed: int, max_steps: int = 1_000) -> list[t
         trace.append((_freeze(obs), float(reward), bool(terminated), bool(truncated), _text(info)))
         if terminated or truncated:
             return trace
-    raise EnvCheckError(
-        f"The episode did not end within {max_steps} steps; an episode must be one completion."
-    )
+    raise EnvCheckError(f"The episode did not end within {max_steps} steps; an episode must be one completion.")
 
 
 def check_text_env(env: gym.Env[Any, Any], *, seed: int = 0, skip_render_check: bool = False) -> CheckReport:
@@ -106,13 +104,9 @@ def _pickled(env: gym.Env[Any, Any]) -> gym.Env[Any, Any]:
 
 def _same(a: list[tuple[Any, ...]], b: list[tuple[Any, ...]], what: str) -> None:
     if len(a) != len(b):
-        raise EnvCheckError(
-            f"{what}: episodes of different lengths ({len(a)} vs {len(b)} steps) for one seed."
-        )
+        raise EnvCheckError(f"{what}: episodes of different lengths ({len(a)} vs {len(b)} steps) for one seed.")
     for t, (x, y) in enumerate(zip(a, b, strict=True)):
-        for part, u, v in zip(
-            ("observation", "reward", "terminated", "truncated", "info text"), x, y, strict=True
-        ):
+        for part, u, v in zip(("observation", "reward", "terminated", "truncated", "info text"), x, y, strict=True):
             same = u == v if not isinstance(u, float) else np.isclose(u, v, rtol=1e-5, atol=1e-6)
             if not same:
                 raise EnvCheckError(f"{what}: step {t} differs in {part}: {u!r} vs {v!r}.")

@@ -28,9 +28,7 @@ def env(tiny_lm_dir):
 
 
 def test_import_textenv_does_not_import_torch():
-    code = (
-        "import sys, textenv, gymnasium as gym; gym.spec('textenv/Toy-v0'); assert 'torch' not in sys.modules"
-    )
+    code = "import sys, textenv, gymnasium as gym; gym.spec('textenv/Toy-v0'); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
@@ -243,9 +241,7 @@ def test_reward_meta_comes_from_the_prompt_record(tiny_lm_dir):
         seen.update(meta)
         return [1.0] * len(prompts)
 
-    env = TextGenEnv(
-        tiny_lm_dir, [{"prompt": "a good day", "reference": "good day"}], reward, max_new_tokens=1
-    )
+    env = TextGenEnv(tiny_lm_dir, [{"prompt": "a good day", "reference": "good day"}], reward, max_new_tokens=1)
     env.reset(seed=0)
     _, _, done, _, info = env.step(4)
     assert done

@@ -74,9 +74,7 @@ def test_prompt_rejects_wrong_types() -> None:
 
 
 def test_from_list_strings_mappings_and_prompts() -> None:
-    source = PromptSource.from_list(
-        ["a b", {"prompt": "c", "reference": "d", "id": 7}, Prompt("e", {"k": 1})]
-    )
+    source = PromptSource.from_list(["a b", {"prompt": "c", "reference": "d", "id": 7}, Prompt("e", {"k": 1})])
     assert len(source) == 3
     assert source.texts == ("a b", "c", "e")
     assert source[1] == Prompt("c", {"reference": "d", "id": 7})
@@ -308,9 +306,7 @@ def test_missing_field_suggests_a_common_name_when_none_is_close() -> None:
 
 def test_csv_missing_column(tmp_path: Path) -> None:
     path = write_csv(tmp_path / "c.csv", [["id", "Prompt"], ["1", "a"]])
-    with pytest.raises(
-        PromptSourceError, match=r"c\.csv:1: the header has no column 'prompt'.*field='Prompt'"
-    ):
+    with pytest.raises(PromptSourceError, match=r"c\.csv:1: the header has no column 'prompt'.*field='Prompt'"):
         load_prompts(path)
 
 
@@ -334,9 +330,7 @@ def test_non_utf8_file(tmp_path: Path) -> None:
 
 def test_non_string_value(tmp_path: Path) -> None:
     path = write_jsonl(tmp_path / "n.jsonl", [{"prompt": "ok"}, {"prompt": 5}])
-    with pytest.raises(
-        PromptSourceError, match=r"n\.jsonl:2: the prompt in field 'prompt' is a int.*not a string"
-    ):
+    with pytest.raises(PromptSourceError, match=r"n\.jsonl:2: the prompt in field 'prompt' is a int.*not a string"):
         load_prompts(path)
     with pytest.raises(PromptSourceError, match=r"item 1: expected a string or a mapping.*got int"):
         load_prompts(["ok", 3])
@@ -392,9 +386,7 @@ def test_from_dataset_dict_splits(tmp_path: Path) -> None:
     assert test_split.texts == ("e1",)
     assert test_split.name == f"{folder}[test]"
     assert load_prompts(dd, field="text", split="test").texts == ("e1",)
-    with pytest.raises(
-        PromptSourceError, match=r"no split 'tset'; its splits are .*Did you mean split='test'"
-    ):
+    with pytest.raises(PromptSourceError, match=r"no split 'tset'; its splits are .*Did you mean split='test'"):
         load_prompts(dd, field="text", split="tset")
 
     no_train = datasets.DatasetDict(validation=datasets.Dataset.from_dict({"text": ["v"]}))
@@ -405,9 +397,7 @@ def test_from_dataset_dict_splits(tmp_path: Path) -> None:
 def test_from_dataset_errors(tmp_path: Path) -> None:
     datasets = pytest.importorskip("datasets")
     ds = datasets.Dataset.from_dict({"question": ["q"], "id": [1]})
-    with pytest.raises(
-        PromptSourceError, match=r"no column 'prompt'; its columns are 'question', 'id'.*field="
-    ):
+    with pytest.raises(PromptSourceError, match=r"no column 'prompt'; its columns are 'question', 'id'.*field="):
         load_prompts(ds)
     with pytest.raises(PromptSourceError, match=r"row 0: the prompt in field 'id' is a int"):
         load_prompts(ds, field="id")
