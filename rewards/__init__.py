@@ -1,4 +1,4 @@
-"""Rewards for textenv: the protocol, the registry and the built-in reward models.
+"""Rewards for textenv: the protocol, the registry, the built-in reward models and learned ones.
 
 A reward is any callable ``fn(prompts, completions, **meta)`` that returns one float per pair (see
 ``RewardFn``). Build a registered one by name, or wrap your own function::
@@ -13,38 +13,104 @@ Both return a ``ValidatedReward``, which raises ``InvalidRewardOutputError`` nam
 score is NaN, infinite, non-numeric or missing. ``rewards.names()`` lists the registered rewards,
 including third-party ones from the ``textenv.rewards`` entry-point group.
 
+Built-ins: ``sentiment`` (VADER), ``offensive`` (alt-profanity-check), rules (``length``, ``keyword``,
+``regex``, ``repetition``, ``format``), ``similarity`` (MiniLM embeddings), ``rouge``, ``judge`` (a local
+LM's yes/no log-odds), ``learned`` (a trained reward model) and the combinators ``weighted_sum``, ``clip``
+and ``normalize``. Learned reward models are trained with ``train_reward_model`` on data read by
+``load_preferences``, evaluated with ``evaluate_pairwise``, and preference data can be simulated with
+``simulate_preferences``.
+
 This package does not import textenv or agents, nor torch or transformers at import time.
 """
 
+from rewards.annotator import AnnotatedPair, LMPairSampler, SimulationResult, simulate_preferences
+from rewards.combinators import Clip, RunningNormalize, WeightedSum
 from rewards.errors import (
     InvalidRewardOutputError,
     MissingDependencyError,
+    PreferenceDataError,
     RewardConfigError,
     RewardError,
+    RewardInputError,
+    RewardModelError,
     RewardPluginWarning,
     UnknownRewardError,
+)
+from rewards.judge import LMJudge
+from rewards.learned import (
+    METADATA_FILE,
+    LearnedReward,
+    PairwiseEvaluation,
+    RewardModelInfo,
+    evaluate_pairwise,
+)
+from rewards.offensive import OffensiveLanguage
+from rewards.overlap import RougeReward
+from rewards.patterns import FormatReward, RegexReward, RepetitionReward
+from rewards.preferences import (
+    PreferenceData,
+    PreferencePair,
+    RatedCompletion,
+    from_conversations,
+    from_question_answers,
+    load_preferences,
+    write_jsonl,
 )
 from rewards.protocol import RewardFn
 from rewards.registry import ENTRY_POINT_GROUP, make, names, register, resolve
 from rewards.rules import KeywordReward, LengthReward
 from rewards.sentiment import VaderSentiment
+from rewards.similarity import SemanticSimilarity
+from rewards.training import RewardModelTrainingConfig, TrainingResult, train_reward_model
 from rewards.validation import ValidatedReward
 
 __all__ = [
     "ENTRY_POINT_GROUP",
+    "METADATA_FILE",
+    "AnnotatedPair",
+    "Clip",
+    "FormatReward",
     "InvalidRewardOutputError",
     "KeywordReward",
+    "LMJudge",
+    "LMPairSampler",
+    "LearnedReward",
     "LengthReward",
     "MissingDependencyError",
+    "OffensiveLanguage",
+    "PairwiseEvaluation",
+    "PreferenceData",
+    "PreferenceDataError",
+    "PreferencePair",
+    "RatedCompletion",
+    "RegexReward",
+    "RepetitionReward",
     "RewardConfigError",
     "RewardError",
     "RewardFn",
+    "RewardInputError",
+    "RewardModelError",
+    "RewardModelInfo",
+    "RewardModelTrainingConfig",
     "RewardPluginWarning",
+    "RougeReward",
+    "RunningNormalize",
+    "SemanticSimilarity",
+    "SimulationResult",
+    "TrainingResult",
     "UnknownRewardError",
     "VaderSentiment",
     "ValidatedReward",
+    "WeightedSum",
+    "evaluate_pairwise",
+    "from_conversations",
+    "from_question_answers",
+    "load_preferences",
     "make",
     "names",
     "register",
     "resolve",
+    "simulate_preferences",
+    "train_reward_model",
+    "write_jsonl",
 ]

@@ -5,8 +5,11 @@ from __future__ import annotations
 __all__ = [
     "InvalidRewardOutputError",
     "MissingDependencyError",
+    "PreferenceDataError",
     "RewardConfigError",
     "RewardError",
+    "RewardInputError",
+    "RewardModelError",
     "RewardPluginWarning",
     "UnknownRewardError",
 ]
@@ -37,3 +40,17 @@ class MissingDependencyError(RewardError, ImportError):
 
 class RewardPluginWarning(UserWarning):
     """A third-party reward from the ``textenv.rewards`` entry-point group was skipped."""
+
+
+class RewardInputError(RewardError, ValueError):
+    """A reward was called without the per-pair data it needs (e.g. no ``reference`` for a ROUGE reward)."""
+
+
+class PreferenceDataError(RewardError, ValueError):
+    """A preference or ratings file is missing, unreadable, or holds a bad record (the message names the
+    file and line)."""
+
+
+class RewardModelError(RewardError, OSError):
+    """A learned reward model folder is missing, incomplete, unsafe (pickle weights) or cannot be loaded or
+    written."""

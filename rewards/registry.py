@@ -25,10 +25,17 @@ from collections.abc import Callable
 from importlib import metadata
 from typing import Any
 
+from rewards.combinators import Clip, RunningNormalize, WeightedSum
 from rewards.errors import RewardConfigError, RewardError, RewardPluginWarning, UnknownRewardError
+from rewards.judge import LMJudge
+from rewards.learned import LearnedReward
+from rewards.offensive import OffensiveLanguage
+from rewards.overlap import RougeReward
+from rewards.patterns import FormatReward, RegexReward, RepetitionReward
 from rewards.protocol import RewardFn
 from rewards.rules import KeywordReward, LengthReward
 from rewards.sentiment import VaderSentiment
+from rewards.similarity import SemanticSimilarity
 from rewards.validation import ValidatedReward
 
 __all__ = ["ENTRY_POINT_GROUP", "make", "names", "register", "resolve"]
@@ -39,9 +46,20 @@ ENTRY_POINT_GROUP = "textenv.rewards"
 RewardFactory = Callable[..., RewardFn]
 
 _BUILTINS: dict[str, RewardFactory] = {
+    "clip": Clip,
+    "format": FormatReward,
+    "judge": LMJudge,
     "keyword": KeywordReward,
+    "learned": LearnedReward,
     "length": LengthReward,
+    "normalize": RunningNormalize,
+    "offensive": OffensiveLanguage,
+    "regex": RegexReward,
+    "repetition": RepetitionReward,
+    "rouge": RougeReward,
     "sentiment": VaderSentiment,
+    "similarity": SemanticSimilarity,
+    "weighted_sum": WeightedSum,
 }
 
 _registry: dict[str, RewardFactory] = dict(_BUILTINS)

@@ -125,5 +125,17 @@ class ValidatedReward:
             )
         return scores
 
+    @property
+    def last_parts(self) -> dict[str, npt.NDArray[np.float64]]:
+        """The parts of the latest call's scores, from the wrapped reward's ``last_parts``, else ``{}``.
+
+        Combinators (``rewards.WeightedSum``, ``Clip``, ``RunningNormalize``) and multi-dimension learned
+        reward models record one array per part, aligned with the latest call's pairs; the env reports
+        them in the last step's ``info["rm_parts"]``. A reward function of your own may do the same by
+        setting a ``last_parts`` attribute of type ``dict[str, array]`` in each call.
+        """
+        parts = getattr(self.fn, "last_parts", None)
+        return dict(parts) if isinstance(parts, dict) else {}
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, fn={self.fn!r})"

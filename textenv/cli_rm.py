@@ -55,6 +55,18 @@ def resolve_base_model(name: str) -> Path:
         ) from exc
 
 
+def _json_arg(text: str | None, flag: str) -> Any:
+    """Parse a JSON-valued flag, or raise ``ConfigError`` naming it."""
+    from textenv.errors import ConfigError
+
+    if not text:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{flag} must be JSON, e.g. '{{\"key\": 1}}'; got {text!r} ({exc})") from None
+
+
 def _load_data(paths: list[str], skip_bad_lines: bool, fmt: str) -> Any:
     import rewards
 
@@ -69,28 +81,30 @@ def _load_data(paths: list[str], skip_bad_lines: bool, fmt: str) -> Any:
 
 def _cmd_train(args: argparse.Namespace) -> int:
     import rewards
+    from textenv.errors import ConfigError
 
+    weights = _json_arg(args.weights, "--weights")
+    try:  # check the flags before the (slow) loading
+        config = rewards.RewardModelTrainingConfig(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=args.lr,
+            max_length=args.max_length,
+            eval_fraction=args.eval_fraction,
+            eval_every=args.eval_every,
+            patience=args.patience,
+            use_margin=args.use_margin,
+            dimension_weights=weights,
+            train_layers=args.train_layers,
+            seed=args.seed,
+            progress=not args.no_progress,
+        )
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"rm train: {exc}") from None
     data = _load_data(args.data, args.skip_bad_lines, args.format)
     base = resolve_base_model(args.base)
-    weights = json.loads(args.weights) if args.weights else None
-    config = rewards.RewardModelTrainingConfig(
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        max_length=args.max_length,
-        eval_fraction=args.eval_fraction,
-        eval_every=args.eval_every,
-        patience=args.patience,
-        use_margin=args.use_margin,
-        dimension_weights=weights,
-        train_layers=args.train_layers,
-        seed=args.seed,
-        progress=not args.no_progress,
-    )
     print(f"training a reward model on {len(data.pairs)} pairs and {len(data.ratings)} ratings from {base}")
-    result = rewards.train_reward_model(
-        data, base, args.out, config, overwrite=args.overwrite, base_name=args.base
-    )
+    result = rewards.train_reward_model(data, base, args.out, config, overwrite=args.overwrite, base_name=args.base)
     stats = result.info.training
     print(f"saved {result.path} ({stats['steps']} steps, {stats['train_seconds']:.0f} s)")
     if "final_eval_accuracy" in stats:
@@ -109,9 +123,7 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
     data = _load_data(args.data, args.skip_bad_lines, args.format)
     if not data.pairs:
-        raise rewards.PreferenceDataError(
-            f"{', '.join(args.data)}: holds ratings only; pairwise accuracy needs pairs"
-        )
+        raise rewards.PreferenceDataError(f"{', '.join(args.data)}: holds ratings only; pairwise accuracy needs pairs")
     reward = rewards.make("learned", path=args.model, batch_size=args.batch_size)
     result = rewards.evaluate_pairwise(reward, data.pairs, batch_size=args.batch_size)
     if args.json:
@@ -126,7 +138,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
     from textenv.models import load_model_and_tokenizer
     from textenv.prompts import load_prompts
 
-    reward_kwargs = json.loads(args.reward_kwargs) if args.reward_kwargs else {}
+    reward_kwargs = _json_arg(args.reward_kwargs, "--reward-kwargs") or {}
     reward = rewards.make(args.reward, **reward_kwargs)
     source = load_prompts(args.prompts, field=args.field)
     records = list(source)[: args.limit] if args.limit else list(source)
@@ -174,9 +186,7 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
         choices=["auto", "pairs", "ratings", "conversations", "qa"],
         help="record format (default: recognised per record)",
     )
-    p.add_argument(
-        "--skip-bad-lines", action="store_true", help="skip and count bad records instead of stopping"
-    )
+    p.add_argument("--skip-bad-lines", action="store_true", help="skip and count bad records instead of stopping")
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
@@ -191,9 +201,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "a regression loss on 1–5 ratings; writes save_pretrained weights, metadata and a loss curve.",
     )
     _add_data_args(p)
-    p.add_argument(
-        "--base", required=True, help="base model: a folder, textenv/toy-gpt2, or the default model id"
-    )
+    p.add_argument("--base", required=True, help="base model: a folder, textenv/toy-gpt2, or the default model id")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--epochs", type=int, default=1)
@@ -205,9 +213,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--patience", type=int, default=2, help="evaluations without improvement before stopping")
     p.add_argument("--use-margin", action="store_true", help="use the pairs' 'margin' in the loss")
     p.add_argument("--train-layers", type=int, default=None, help="fine-tune only the top N blocks (faster)")
-    p.add_argument(
-        "--weights", default=None, help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}'"
-    )
+    p.add_argument("--weights", default=None, help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}'")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_train)
@@ -225,12 +231,8 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "simulate",
         help="sample two completions per prompt and label them with a reward plus Bradley–Terry noise",
     )
-    p.add_argument(
-        "--model", required=True, help="the model to sample from (folder, hub id or textenv/toy-gpt2)"
-    )
-    p.add_argument(
-        "--prompts", required=True, help="prompts: builtin:NAME, .jsonl, .csv or a datasets folder"
-    )
+    p.add_argument("--model", required=True, help="the model to sample from (folder, hub id or textenv/toy-gpt2)")
+    p.add_argument("--prompts", required=True, help="prompts: builtin:NAME, .jsonl, .csv or a datasets folder")
     p.add_argument("--field", default="prompt", help="the prompt field of the records")
     p.add_argument("--reward", required=True, help="the annotator's reward, a registered name")
     p.add_argument("--reward-kwargs", default=None, help="the reward's configuration as JSON")

@@ -1,0 +1,67 @@
+"""Fixtures of the reward tests: a single torch thread, separable synthetic preferences, a tiny reward model.
+
+Imports stay light here (torch and transformers load inside the fixtures), as in ``tests/conftest.py``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+POSITIVE = ("good", "great", "love", "nice", "best", "happy", "fun")
+NEGATIVE = ("bad", "awful", "hate", "worst", "sad")
+NEUTRAL = ("the", "movie", "cat", "dog", "book", "is", "was", "a", "very", "and", "food", "game")
+
+
+def separable_pairs(n: int, seed: int = 0) -> list:
+    """``n`` pairs in the toy vocabulary whose chosen text holds positive words and rejected negative ones."""
+    from rewards import PreferencePair
+
+    rng = random.Random(seed)
+
+    def text(words: tuple[str, ...]) -> str:
+        return " " + " ".join(
+            rng.choice(NEUTRAL) if rng.random() < 0.5 else rng.choice(words) for _ in range(rng.randint(3, 8))
+        )
+
+    pairs = []
+    while len(pairs) < n:
+        prompt = " ".join(rng.choice(NEUTRAL) for _ in range(rng.randint(2, 5)))
+        chosen, rejected = text(POSITIVE), text(NEGATIVE)
+        if chosen != rejected:
+            pairs.append(PreferencePair(prompt, chosen, rejected))
+    return pairs
+
+
+@pytest.fixture
+def torch_one_thread() -> Iterator[None]:
+    """Run torch on one thread: tiny models gain nothing from more, and lose a lot on a busy machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="session")
+def tiny_rm_dir(tiny_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A reward model trained from the tiny toy GPT-2 on separable pairs (a few seconds, once a session)."""
+    import torch
+
+    from rewards import PreferenceData, RewardModelTrainingConfig, train_reward_model
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        out = tmp_path_factory.mktemp("tiny-rm") / "rm"
+        config = RewardModelTrainingConfig(
+            epochs=2, batch_size=16, learning_rate=1e-3, eval_fraction=0.2, progress=False
+        )
+        train_reward_model(PreferenceData(tuple(separable_pairs(160))), tiny_lm_dir, out, config)
+    finally:
+        torch.set_num_threads(before)
+    return out
