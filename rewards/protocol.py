@@ -23,9 +23,7 @@ class RewardFn(Protocol):
     attributes, not a lambda or closure) so that vectorised envs can ship them to worker processes.
     """
 
-    def __call__(
-        self, prompts: Sequence[str], completions: Sequence[str], **meta: Any
-    ) -> Sequence[float] | np.ndarray:
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> Sequence[float] | np.ndarray:
         """Score each (prompt, completion) pair.
 
         Args:

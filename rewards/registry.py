@@ -123,9 +123,7 @@ def register(name: str, factory: RewardFactory, *, overwrite: bool = False) -> N
     if not isinstance(name, str) or not name:
         raise TypeError(f"reward name must be a non-empty str, got {name!r}")
     if not callable(factory):
-        raise TypeError(
-            f"reward {name!r}: factory must be callable, got {type(factory).__name__} {factory!r}"
-        )
+        raise TypeError(f"reward {name!r}: factory must be callable, got {type(factory).__name__} {factory!r}")
     if name in _registry and not overwrite:
         raise RewardError(
             f"a reward named {name!r} is already registered ({_registry[name]!r}); "
@@ -176,9 +174,7 @@ def _check_kwargs(name: str, factory: RewardFactory, kwargs: dict[str, Any]) -> 
             if key not in keyword_names:
                 close = difflib.get_close_matches(key, keyword_names, n=1)
                 hint = f" (did you mean {close[0]!r}?)" if close else ""
-                raise RewardConfigError(
-                    f"rewards.make({name!r}): unexpected keyword argument {key!r}{hint}. {accepts}"
-                )
+                raise RewardConfigError(f"rewards.make({name!r}): unexpected keyword argument {key!r}{hint}. {accepts}")
     try:
         sig.bind(**kwargs)
     except TypeError as exc:

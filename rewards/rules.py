@@ -72,9 +72,7 @@ class LengthReward:
         """Return the length of ``text`` in this reward's unit."""
         return len(text.split()) if self.unit == "words" else len(text)
 
-    def __call__(
-        self, prompts: Sequence[str], completions: Sequence[str], **meta: Any
-    ) -> npt.NDArray[np.float64]:
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion's length; see the class docstring. ``prompts`` and ``meta`` are unused."""
         lengths = np.array([self.length(c) for c in completions], dtype=np.float64)
         excess = np.maximum(0.0, np.abs(lengths - self.target) - self.tolerance)
@@ -124,21 +122,15 @@ class KeywordReward:
     ) -> None:
         owner = type(self).__name__
         if isinstance(keywords, (str, bytes)):
-            raise TypeError(
-                f"{owner}: keywords must be a list of strings, got the single string {keywords!r}"
-            )
+            raise TypeError(f"{owner}: keywords must be a list of strings, got the single string {keywords!r}")
         keywords = list(keywords)
         if not keywords:
             raise ValueError(f"{owner}: keywords is empty; give at least one word or phrase to look for")
         for keyword in keywords:
             if not isinstance(keyword, str):
-                raise TypeError(
-                    f"{owner}: keywords must be strings, got {type(keyword).__name__} {keyword!r}"
-                )
+                raise TypeError(f"{owner}: keywords must be strings, got {type(keyword).__name__} {keyword!r}")
             if not _WORD.search(keyword):
-                raise ValueError(
-                    f"{owner}: keyword {keyword!r} has no letters or digits, so it can never match a word"
-                )
+                raise ValueError(f"{owner}: keyword {keyword!r} has no letters or digits, so it can never match a word")
         _check_choice("mode", mode, get_args(KeywordMode), owner)
         self.keywords = tuple(keywords)
         self.mode: KeywordMode = mode
@@ -179,9 +171,7 @@ class KeywordReward:
             value = sum(matches) / len(words) if words else 0.0
         return -value if self.absent and value else value
 
-    def __call__(
-        self, prompts: Sequence[str], completions: Sequence[str], **meta: Any
-    ) -> npt.NDArray[np.float64]:
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion; see the class docstring. ``prompts`` and ``meta`` are unused."""
         return np.array([self.score(c) for c in completions], dtype=np.float64)
 

@@ -68,15 +68,11 @@ class VaderSentiment:
         self.field: VaderField = field
         self._analyzer: Any = None
 
-    def __call__(
-        self, prompts: Sequence[str], completions: Sequence[str], **meta: Any
-    ) -> npt.NDArray[np.float64]:
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return VADER's ``field`` score of each completion; see the class docstring."""
         if self._analyzer is None:
             self._analyzer = _analyzer_class()()
-        return np.array(
-            [self._analyzer.polarity_scores(c)[self.field] for c in completions], dtype=np.float64
-        )
+        return np.array([self._analyzer.polarity_scores(c)[self.field] for c in completions], dtype=np.float64)
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()

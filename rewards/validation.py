@@ -60,9 +60,7 @@ class ValidatedReward:
         self.name = name
         self.fn = fn
 
-    def __call__(
-        self, prompts: Sequence[str], completions: Sequence[str], **meta: Any
-    ) -> npt.NDArray[np.float64]:
+    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each (prompt, completion) pair and check the scores.
 
         Args:

@@ -203,9 +203,7 @@ def test_make_does_not_double_wrap_a_validated_factory_result() -> None:
     assert isinstance(reward.fn, ConstantReward)
 
 
-def test_entry_point_plugin_loads_lazily_and_once(
-    monkeypatch: pytest.MonkeyPatch, plugin_module: str
-) -> None:
+def test_entry_point_plugin_loads_lazily_and_once(monkeypatch: pytest.MonkeyPatch, plugin_module: str) -> None:
     asked = install_plugins(monkeypatch, entry_point("myreward", f"{plugin_module}:factory"))
     assert asked == []  # nothing is looked up before the first make()/names()
     assert "myreward" in rewards.names()
@@ -215,9 +213,7 @@ def test_entry_point_plugin_loads_lazily_and_once(
     assert asked == [registry.ENTRY_POINT_GROUP]
 
 
-def test_broken_entry_point_is_skipped_with_a_warning(
-    monkeypatch: pytest.MonkeyPatch, plugin_module: str
-) -> None:
+def test_broken_entry_point_is_skipped_with_a_warning(monkeypatch: pytest.MonkeyPatch, plugin_module: str) -> None:
     install_plugins(
         monkeypatch,
         entry_point("missing", f"{plugin_module}:no_such_factory"),
@@ -239,9 +235,7 @@ def test_broken_entry_point_is_skipped_with_a_warning(
         rewards.make("missing")
 
 
-def test_builtin_wins_over_entry_point_of_the_same_name(
-    monkeypatch: pytest.MonkeyPatch, plugin_module: str
-) -> None:
+def test_builtin_wins_over_entry_point_of_the_same_name(monkeypatch: pytest.MonkeyPatch, plugin_module: str) -> None:
     install_plugins(monkeypatch, entry_point("length", f"{plugin_module}:factory"))
     with pytest.warns(RewardPluginWarning, match="'length' is already taken by a built-in"):
         reward = rewards.make("length", target=3)

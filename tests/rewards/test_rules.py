@@ -22,9 +22,7 @@ def scores(reward: Any, *completions: str) -> list[float]:
 def test_length_in_words_with_tolerance() -> None:
     reward = LengthReward(target=5, tolerance=1)
     # 5 and 4 words are within tolerance; 3 words: (|3-5| - 1)/5; 8 words: (|8-5| - 1)/5.
-    assert scores(reward, "a b c d e", "a b c d", "a b c", "a b c d e f g h") == pytest.approx(
-        [0.0, 0.0, -0.2, -0.4]
-    )
+    assert scores(reward, "a b c d e", "a b c d", "a b c", "a b c d e f g h") == pytest.approx([0.0, 0.0, -0.2, -0.4])
 
 
 def test_length_counts_whitespace_separated_words() -> None:
@@ -75,9 +73,7 @@ def test_length_rejects_bad_config(kwargs: dict[str, Any], error: type[Exception
 def test_keyword_fraction_counts_whole_words_only() -> None:
     reward = KeywordReward(["cat"])
     # 7 words, 2 of them "cat"; "cats" and "concatenate" are other words.
-    assert scores(reward, "The cat sat on the cat mat", "cats concatenate", "") == pytest.approx(
-        [2 / 7, 0.0, 0.0]
-    )
+    assert scores(reward, "The cat sat on the cat mat", "cats concatenate", "") == pytest.approx([2 / 7, 0.0, 0.0])
 
 
 def test_keyword_punctuation_does_not_hide_a_match() -> None:

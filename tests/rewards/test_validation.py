@@ -35,9 +35,7 @@ def validated(output: Any) -> ValidatedReward:
     return ValidatedReward("my_reward", Returns(output))
 
 
-@pytest.mark.parametrize(
-    "output", [[1.0, -2.5], (1, 2), np.array([0.5, 0.25], dtype=np.float32), [True, False]]
-)
+@pytest.mark.parametrize("output", [[1.0, -2.5], (1, 2), np.array([0.5, 0.25], dtype=np.float32), [True, False]])
 def test_valid_output_becomes_a_float64_vector(output: Any) -> None:
     scores = validated(output)(PROMPTS, COMPLETIONS)
     assert isinstance(scores, np.ndarray)
@@ -66,9 +64,7 @@ def test_empty_batch_skips_the_call() -> None:
     assert fn.calls == 0
 
 
-@pytest.mark.parametrize(
-    ("bad", "shown"), [(float("nan"), "nan"), (float("inf"), "inf"), (float("-inf"), "-inf")]
-)
+@pytest.mark.parametrize(("bad", "shown"), [(float("nan"), "nan"), (float("inf"), "inf"), (float("-inf"), "-inf")])
 def test_non_finite_score_names_reward_index_and_completion(bad: float, shown: str) -> None:
     with pytest.raises(InvalidRewardOutputError) as info:
         validated([0.0, bad])(PROMPTS, COMPLETIONS)
@@ -128,9 +124,7 @@ def test_constructor_checks_its_arguments() -> None:
 
 def test_pickle_and_repr() -> None:
     reward = ValidatedReward("length", LengthReward(target=2))
-    assert repr(reward) == (
-        "ValidatedReward(name='length', fn=LengthReward(target=2, tolerance=0, unit='words'))"
-    )
+    assert repr(reward) == ("ValidatedReward(name='length', fn=LengthReward(target=2, tolerance=0, unit='words'))")
     clone = pickle.loads(pickle.dumps(reward))
     assert clone.name == "length"
     np.testing.assert_array_equal(clone(PROMPTS, COMPLETIONS), reward(PROMPTS, COMPLETIONS))
