@@ -230,6 +230,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self._last_info: dict[str, Any] = {}
         self._logprob_msg: LogProbMessage | None = None
         self._pending_score: float | None = None
+        self._pending_parts: dict[str, float] = {}
 
     # ------------------------------------------------------------------ the Gymnasium API
     def reset(
@@ -270,6 +271,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
             if score is None:
                 prompts, completions, meta = self.reward_inputs()
                 score = float(self.reward_fn(prompts, completions, **meta)[0])
+                self._pending_parts = {k: float(v[0]) for k, v in getattr(self.reward_fn, "last_parts", {}).items()}
         return self._conclude(result, score)
 
     def render(self) -> str | None:
@@ -310,9 +312,10 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
             return None
         return self.reward_inputs([*self._completion_ids, token])
 
-    def provide_score(self, score: float) -> None:
-        """Give the reward model's score for the episode that the next ``step`` ends (see :meth:`preview`)."""
+    def provide_score(self, score: float, parts: Mapping[str, float] | None = None) -> None:
+        """Give the reward model's score (and its parts) for the episode the next ``step`` ends (see :meth:`preview`)."""
         self._pending_score = float(score)
+        self._pending_parts = dict(parts or {})
 
     # ------------------------------------------------------------------ the step, in two halves
     def _check_started(self) -> None:
@@ -381,6 +384,9 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
                 completion=self._decode(self._completion_ids),
                 end_reason=result.end_reason,
             )
+            if self._pending_parts:  # a combinator's parts (e.g. each term of a weighted sum)
+                info["rm_parts"] = self._pending_parts
+                self._pending_parts = {}
             self.kl_controller.update(self._kl_sum, 1)
         self._last_info = info
         self._logprob_msg = None

@@ -57,9 +57,11 @@ def _score_together(members: list[tuple[Any, tuple[list[str], list[str], dict[st
     prompts = [inputs[0][0] for _, inputs in members]
     completions = [inputs[1][0] for _, inputs in members]
     meta = {key: [inputs[2][key][0] for _, inputs in members] for key in keys.pop()}
-    scores = members[0][0].reward_fn(prompts, completions, **meta)
-    for (base, _), score in zip(members, np.asarray(scores), strict=True):
-        base.provide_score(float(score))
+    reward_fn = members[0][0].reward_fn
+    scores = reward_fn(prompts, completions, **meta)
+    parts = getattr(reward_fn, "last_parts", {})
+    for i, ((base, _), score) in enumerate(zip(members, np.asarray(scores), strict=True)):
+        base.provide_score(float(score), {k: float(v[i]) for k, v in parts.items()})
 
 
 def make_vec_env(

@@ -66,3 +66,23 @@ def test_make_vec_env_rejects_a_bad_count():
 
     with pytest.raises(ConfigError, match="n_envs"):
         make_vec_env("textenv/Toy-v0", n_envs=0)
+
+
+def test_the_parts_of_a_weighted_sum_reach_the_info():
+    from rewards.combinators import WeightedSum
+
+    reward = WeightedSum(
+        {
+            "length": {"reward": "length", "target": 2, "weight": 0.5},
+            "kw": {"reward": "keyword", "keywords": ["good"], "weight": 1.0},
+        }
+    )
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=2, reward=reward)
+    vec.reset()
+    vec.step(np.array([3, 9]))
+    _, _, dones, infos = vec.step(np.array([3, 9]))
+    assert dones.all()
+    for info in infos:
+        assert set(info["rm_parts"]) >= {"length", "kw"}
+        parts = info["rm_parts"]
+        assert info["rm_score"] == pytest.approx(0.5 * parts["length"] + parts["kw"])
