@@ -313,7 +313,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         return self.reward_inputs([*self._completion_ids, token])
 
     def provide_score(self, score: float, parts: Mapping[str, float] | None = None) -> None:
-        """Give the reward model's score (and its parts) for the episode the next ``step`` ends (see :meth:`preview`)."""
+        """Give the score (and its parts) of the episode that the next ``step`` ends (see :meth:`preview`)."""
         self._pending_score = float(score)
         self._pending_parts = dict(parts or {})
 
