@@ -29,9 +29,8 @@ from torch import nn
 
 from textenv.errors import ConfigError
 from textenv.kl import clear_posted_logprobs, post_logprobs
-from textenv.kv_cache import WindowKVCache
+from textenv.kv_cache import WindowKVCache, forward_windows
 from textenv.models import load_model_and_tokenizer
-from textenv.sampler import position_ids
 
 __all__ = ["SEGMENT_KEY", "LMPolicy"]
 
@@ -198,14 +197,7 @@ class LMPolicy(ActorCriticPolicy):
         return self._cache(self.lm, ids, mask)
 
     def _forward_windows(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.lm(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=position_ids(mask),
-            output_hidden_states=True,
-            use_cache=False,
-            logits_to_keep=1,
-        )
+        out = forward_windows(self.lm, ids, mask)
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
 
     def _hidden_by_episode(self, obs: dict[str, torch.Tensor], actions: torch.Tensor) -> torch.Tensor:
@@ -225,14 +217,7 @@ class LMPolicy(ActorCriticPolicy):
         first = last - length + 1
         seq = torch.cat([ids[last, 1:], actions[last, None]], dim=1)
         seq_mask = torch.cat([mask[last, 1:], torch.ones_like(actions[last, None])], dim=1)
-        out = self.lm(
-            input_ids=seq,
-            attention_mask=seq_mask,
-            position_ids=position_ids(seq_mask),
-            output_hidden_states=True,
-            use_cache=False,
-            logits_to_keep=1,
-        )
+        out = forward_windows(self.lm, seq, seq_mask)
         step = torch.arange(len(segment), device=ids.device) - first[segment]
         column = width - 1 - length[segment] + step
         hidden: torch.Tensor = out.hidden_states[-1][segment, column]

@@ -18,7 +18,23 @@ from transformers import DynamicCache
 
 from textenv.sampler import position_ids
 
-__all__ = ["WindowKVCache"]
+__all__ = ["WindowKVCache", "forward_windows"]
+
+
+def forward_windows(model: Any, ids: torch.Tensor, mask: torch.Tensor, *, use_cache: bool = False) -> Any:
+    """One forward pass over left-padded windows, with positions from the mask and every layer's hidden states.
+
+    Only the last position's logits are computed (``logits_to_keep=1``); callers that need other positions
+    apply the output embeddings to ``hidden_states[-1]`` themselves.
+    """
+    return model(
+        input_ids=ids,
+        attention_mask=mask,
+        position_ids=position_ids(mask),
+        use_cache=use_cache,
+        output_hidden_states=True,
+        logits_to_keep=1,
+    )
 
 
 class WindowKVCache:
@@ -89,14 +105,7 @@ class WindowKVCache:
     def _forward_full(
         model: Any, ids: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        out = model(
-            input_ids=ids,
-            attention_mask=mask,
-            position_ids=position_ids(mask),
-            use_cache=True,
-            output_hidden_states=True,
-            logits_to_keep=1,
-        )
+        out = forward_windows(model, ids, mask, use_cache=True)
         kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1], kv
 
