@@ -49,25 +49,10 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 def _save_tiny_gpt2(folder: Path, tokenizer: Any, n_positions: int = 128) -> Path:
-    """Save a random two-layer GPT-2 sized for ``tokenizer``, drawn under a fixed seed, with the tokenizer."""
-    import torch
-    from transformers import GPT2Config, GPT2LMHeadModel
+    """Save the toy recipe's random two-layer GPT-2, sized for ``tokenizer``, with the tokenizer."""
+    from textenv.toy import build_toy_model
 
-    eos_id = tokenizer.eos_token_id
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        n_positions=n_positions,
-        n_embd=64,
-        n_layer=2,
-        n_head=2,
-        bos_token_id=eos_id,
-        eos_token_id=eos_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(0)
-        model = GPT2LMHeadModel(config)
-    model.save_pretrained(folder)
+    build_toy_model(tokenizer, n_positions=n_positions).save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     return folder
 
