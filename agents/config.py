@@ -58,6 +58,11 @@ class TrainConfig:
     """Sample only among the top-k tokens."""
     model: str | None = None
     """Model to fine-tune (and the env's reference); default: the env's own default."""
+    trainable_layers: int | None = None
+    """Train only the top N transformer blocks (the rest is shared with the reference); None: all."""
+    lora: bool | dict[str, Any] | None = None
+    """Train a LoRA adapter (true, or peft.LoraConfig fields) on the frozen model; the reference is the
+    same weights with the adapter disabled."""
     env_kwargs: dict[str, Any] = field(default_factory=dict)
     """Overrides of the env's defaults (max_new_tokens, kl_coef, target_kl, ...)."""
     sample_every: int = 4
@@ -89,6 +94,13 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {'>' if name != 'ent_coef' else '≥'} 0; got {value!r}.")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ConfigError(f"gamma must be in (0, 1] and gae_lambda in [0, 1]; got {self.gamma}, {self.gae_lambda}.")
+        tl = self.trainable_layers
+        if tl is not None and (isinstance(tl, bool) or not isinstance(tl, int) or tl < 1):
+            raise ConfigError(f"trainable_layers must be null or an integer ≥ 1; got {tl!r}.")
+        if self.lora is not None and not isinstance(self.lora, (bool, dict)):
+            raise ConfigError(
+                f"lora must be true, false, null or a mapping of peft.LoraConfig fields; got {self.lora!r}."
+            )
         if not isinstance(self.env_kwargs, dict):
             raise ConfigError(f"env_kwargs must be a mapping; got {type(self.env_kwargs).__name__}.")
         beta = self.env_kwargs.get("kl_coef", 0.0)

@@ -27,10 +27,10 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from agents.trunk import build_policy_lm
 from textenv.errors import ConfigError
 from textenv.kl import clear_posted_logprobs, post_logprobs
 from textenv.kv_cache import WindowKVCache, forward_windows
-from textenv.models import load_model_and_tokenizer
 
 __all__ = ["SEGMENT_KEY", "LMPolicy"]
 
@@ -51,6 +51,13 @@ class LMPolicy(ActorCriticPolicy):
         temperature: Softmax temperature of the action distribution (> 0).
         top_k: Sample only among the ``top_k`` most likely tokens (``None``: all).
         dtype: Precision of the policy's weights (default float32).
+        lora: Train a LoRA adapter (``peft``) instead of the weights: ``True`` for
+            :data:`agents.trunk.LORA_DEFAULTS`, or a mapping of ``peft.LoraConfig`` fields. The reference is
+            then the same weights with the adapter disabled (see :mod:`agents.trunk`).
+        trainable_layers: Train only the top ``N`` transformer blocks (with ``lora``: put adapters only
+            there); the frozen rest is shared with the env's reference model. ``None``: every layer.
+        share_reference_weights: Reuse the frozen tensors of the env's reference model of this process
+            (default). The policy must then stay on the reference's device and dtype.
         optimizer_class: Optimizer of policy and value head (default ``torch.optim.AdamW``).
         optimizer_kwargs: Its keyword arguments.
         **kwargs: Accepted for SB3 compatibility (``use_sde`` must stay False).
@@ -66,6 +73,9 @@ class LMPolicy(ActorCriticPolicy):
         temperature: float = 1.0,
         top_k: int | None = None,
         dtype: str | None = None,
+        lora: bool | dict[str, Any] | None = None,
+        trainable_layers: int | None = None,
+        share_reference_weights: bool = True,
         optimizer_class: type[torch.optim.Optimizer] = torch.optim.AdamW,
         optimizer_kwargs: dict[str, Any] | None = None,
         use_sde: bool = False,
@@ -88,6 +98,9 @@ class LMPolicy(ActorCriticPolicy):
         self.temperature = float(temperature)
         self.top_k = top_k
         self.lm_dtype = dtype
+        self.lora = lora
+        self.trainable_layers = trainable_layers
+        self.share_reference_weights = bool(share_reference_weights)
         self._cache = WindowKVCache()
         super().__init__(
             observation_space,
@@ -100,7 +113,15 @@ class LMPolicy(ActorCriticPolicy):
 
     # ------------------------------------------------------------------ construction
     def _build(self, lr_schedule: Schedule) -> None:
-        self.lm, self.tokenizer = load_model_and_tokenizer(self.model_name, dtype=self.lm_dtype)
+        self.lm, self.tokenizer, shared = build_policy_lm(
+            self.model_name,
+            dtype=self.lm_dtype,
+            lora=self.lora,
+            trainable_layers=self.trainable_layers,
+            share=self.share_reference_weights,
+        )
+        # The first shared tensor stands for all of them: where it lives, the env's reference lives.
+        self._shared_probe = (shared[0], shared[0].device, shared[0].dtype) if shared else None
         vocab = int(self.lm.config.vocab_size)
         n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
         if vocab != n_actions:
@@ -116,13 +137,35 @@ class LMPolicy(ActorCriticPolicy):
         nn.init.zeros_(self.value_head.bias)
         self.value_head.to(dtype=next(self.lm.parameters()).dtype)
         self.action_dist = CategoricalDistribution(int(self.action_space.n))  # type: ignore[attr-defined]
+        trainable = [p for p in self.parameters() if p.requires_grad]
         self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
-            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+            trainable, lr=lr_schedule(1), **self.optimizer_kwargs
         )
+
+    def _apply(self, fn: Any, recurse: bool = True) -> LMPolicy:
+        super()._apply(fn, recurse)
+        probe = getattr(self, "_shared_probe", None)
+        if probe is not None:
+            tensor, device, dtype = probe
+            if tensor.device != device or tensor.dtype != dtype:
+                raise ConfigError(
+                    f"The policy shares its frozen weights with the env's reference model on {device} ({dtype}) "
+                    f"and cannot move to {tensor.device} ({tensor.dtype}): build the env with the same "
+                    "device/dtype, or pass policy_kwargs={'share_reference_weights': False}."
+                )
+        return self
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(model=self.model_name, temperature=self.temperature, top_k=self.top_k, dtype=self.lm_dtype)
+        data.update(
+            model=self.model_name,
+            temperature=self.temperature,
+            top_k=self.top_k,
+            dtype=self.lm_dtype,
+            lora=self.lora,
+            trainable_layers=self.trainable_layers,
+            share_reference_weights=self.share_reference_weights,
+        )
         for key in ("net_arch", "activation_fn", "ortho_init", "log_std_init", "squash_output", "full_std"):
             data.pop(key, None)
         return data

@@ -65,7 +65,13 @@ def make_agent(config: TrainConfig, env: TextVecEnv | None = None) -> BaseAlgori
     base = env.envs[0].unwrapped
     spec = getattr(base, "_model_spec", None)
     model_name = config.model or (spec[0] if spec else None)
-    policy_kwargs = {"model": model_name, "temperature": config.temperature, "top_k": config.top_k}
+    policy_kwargs = {
+        "model": model_name,
+        "temperature": config.temperature,
+        "top_k": config.top_k,
+        "lora": config.lora,
+        "trainable_layers": config.trainable_layers,
+    }
     common: dict[str, Any] = {
         "learning_rate": config.learning_rate,
         "n_steps": config.n_steps,

@@ -128,6 +128,8 @@ def test_ctrl_c_saves_a_checkpoint_and_results(tmp_path, monkeypatch):
         ({"n_envs": "four"}, "n_envs"),
         ({"env_kwargs": {"kl_coef": -0.1}}, "kl_coef"),
         ({"colour": "red"}, "Unknown config fields"),
+        ({"trainable_layers": 0}, "trainable_layers"),
+        ({"lora": "on"}, "lora must be"),
     ],
 )
 def test_bad_configs(overrides, match):
