@@ -261,8 +261,9 @@ class LMPolicy(ActorCriticPolicy):
         seq = torch.cat([ids[last, 1:], actions[last, None]], dim=1)
         seq_mask = torch.cat([mask[last, 1:], torch.ones_like(actions[last, None])], dim=1)
         out = forward_windows(self.lm, seq, seq_mask)
+        skipped = width - out.hidden_states[-1].shape[1]  # all-padding columns forward_windows did not compute
         step = torch.arange(len(segment), device=ids.device) - first[segment]
-        column = width - 1 - length[segment] + step
+        column = width - 1 - length[segment] + step - skipped
         hidden: torch.Tensor = out.hidden_states[-1][segment, column]
         return hidden
 

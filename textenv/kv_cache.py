@@ -14,19 +14,31 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from transformers import DynamicCache
 
 from textenv.sampler import position_ids
 
-__all__ = ["WindowKVCache", "forward_windows"]
+__all__ = ["WindowKVCache", "first_real_column", "forward_windows"]
+
+
+def first_real_column(mask: torch.Tensor) -> int:
+    """The first column of a batch of left-padded windows where any row has a real token (0 if none)."""
+    occupied = mask.bool().any(0)
+    return int(occupied.long().argmax()) if bool(occupied.any()) else 0
 
 
 def forward_windows(model: Any, ids: torch.Tensor, mask: torch.Tensor, *, use_cache: bool = False) -> Any:
     """One forward pass over left-padded windows, with positions from the mask and every layer's hidden states.
 
-    Only the last position's logits are computed (``logits_to_keep=1``); callers that need other positions
-    apply the output embeddings to ``hidden_states[-1]`` themselves.
+    Columns that are padding in every row are not computed: the pass starts at :func:`first_real_column`, so
+    ``hidden_states`` (and the cache) cover the last ``W - first_real_column(mask)`` columns only. Padding
+    contributes nothing to a causal LM's outputs under its attention mask, so results are those of the whole
+    window. Only the last position's logits are computed (``logits_to_keep=1``); callers that need other
+    positions apply the output embeddings to ``hidden_states[-1]`` themselves.
     """
+    start = first_real_column(mask)
+    ids, mask = ids[:, start:], mask[:, start:]
     return model(
         input_ids=ids,
         attention_mask=mask,
@@ -106,7 +118,12 @@ class WindowKVCache:
         model: Any, ids: torch.Tensor, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
         out = forward_windows(model, ids, mask, use_cache=True)
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
+        skipped = ids.shape[1] - out.hidden_states[-1].shape[1]
+        # Keys and values of the skipped all-padding columns: zeros, never attended to (their mask is 0).
+        kv = [
+            (F.pad(layer.keys, (0, 0, skipped, 0)), F.pad(layer.values, (0, 0, skipped, 0)))
+            for layer in out.past_key_values.layers
+        ]
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1], kv
 
     def _store(
