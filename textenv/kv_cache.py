@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-import torch.nn.functional as F
+from torch.nn import functional
 from transformers import DynamicCache
 
 from textenv.sampler import position_ids
@@ -121,7 +121,7 @@ class WindowKVCache:
         skipped = ids.shape[1] - out.hidden_states[-1].shape[1]
         # Keys and values of the skipped all-padding columns: zeros, never attended to (their mask is 0).
         kv = [
-            (F.pad(layer.keys, (0, 0, skipped, 0)), F.pad(layer.values, (0, 0, skipped, 0)))
+            (functional.pad(layer.keys, (0, 0, skipped, 0)), functional.pad(layer.values, (0, 0, skipped, 0)))
             for layer in out.past_key_values.layers
         ]
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1], kv

@@ -44,9 +44,11 @@ def test_lora_trains_only_the_adapter_and_the_reference_is_the_same_weights_with
     policy = model.policy
     ref_ids = {id(p) for p in reference.parameters()}
     base = [(n, p) for n, p in policy.lm.named_parameters() if "lora_" not in n]
-    assert base and all(id(p) in ref_ids for _, p in base)  # one LM in memory, not two
+    assert base
+    assert all(id(p) in ref_ids for _, p in base)
     trainable = {n for n, p in policy.named_parameters() if p.requires_grad}
-    assert trainable and all("lora_" in n or n.startswith("value_head") for n in trainable)
+    assert trainable
+    assert all("lora_" in n or n.startswith("value_head") for n in trainable)
     before = {n: p.detach().clone() for n, p in policy.named_parameters() if p.requires_grad}
     ref_before = [p.detach().clone() for p in reference.parameters()]
 
@@ -98,7 +100,8 @@ def test_a_lora_policy_saves_and_loads(tmp_path):
     model.learn(16)
     model.save(tmp_path / "model.zip")
     loaded = PPO.load(tmp_path / "model.zip", env=vec, device="cpu")
-    assert loaded.policy.lora is True and loaded.policy.trainable_layers == 1
+    assert loaded.policy.lora is True
+    assert loaded.policy.trainable_layers == 1
     saved = model.policy.state_dict()
     for name, value in loaded.policy.state_dict().items():
         torch.testing.assert_close(value, saved[name], rtol=0, atol=0)
