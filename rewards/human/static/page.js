@@ -181,12 +181,11 @@ document.addEventListener("keydown", (event) => {
   const target = event.target;
   if (event.ctrlKey || event.metaKey || event.altKey) return;
   if (target && (target.tagName === "INPUT" && target.type !== "radio" || target.tagName === "TEXTAREA")) return;
-  if ($("work").hidden) return;
   const key = event.key.toLowerCase();
-  if (key in KEYS) {
+  if (key in KEYS && !$("work").hidden) {
     event.preventDefault();
     submit(KEYS[key]);
-  } else if (key === "u") {
+  } else if (key === "u" && annotator) {
     event.preventDefault();
     undo();
   }

@@ -30,7 +30,8 @@ def test_binary_scores_skip_and_retry_on_bad_input() -> None:
     assert reward.last_status == ["answered", "answered", "skipped"]
     text = out.getvalue()
     assert "please type one of 0, 1" in text
-    assert "Great \\x1b[31mred\\x1b[0m film." in text and "\x1b" not in text
+    assert "Great \\x1b[31mred\\x1b[0m film." in text
+    assert "\x1b" not in text
     assert "prompt: Review the film." in text
 
 
@@ -38,7 +39,8 @@ def test_likert_scale_batches_and_a_configured_default() -> None:
     reward, out = _reward("5\n1\nskip\n", scale="likert", batch_size=2, default=-1.0, show_prompt=False)
     np.testing.assert_array_equal(reward(PROMPTS, COMPLETIONS), [5.0, 1.0, -1.0])
     text = out.getvalue()
-    assert "completions 1-2 of 3" in text and "completions 3-3 of 3" in text
+    assert "completions 1-2 of 3" in text
+    assert "completions 3-3 of 3" in text
     assert "prompt:" not in text
     assert text.index("[2] completion") < text.index("score [1/3]")  # a batch is shown before its questions
 
@@ -72,7 +74,9 @@ def test_a_batch_times_out_and_a_late_answer_goes_to_the_next_question() -> None
 def test_it_pickles_is_registered_and_validates_its_arguments() -> None:
     reward = rewards.make("human", scale="likert", timeout=5)
     clone = pickle.loads(pickle.dumps(reward))
-    assert clone.name == "human" and clone.fn.scale == "likert" and clone.fn.default == 3.0
+    assert clone.name == "human"
+    assert clone.fn.scale == "likert"
+    assert clone.fn.default == 3.0
     for kwargs, match in (
         ({"scale": "stars"}, "scale must be"),
         ({"batch_size": 0}, "batch_size"),

@@ -33,14 +33,17 @@ def _label(client: TestClient, annotator: str, choice: str, **extra: object) -> 
 
 def test_the_page_and_its_script_are_served_with_a_strict_policy(client: TestClient) -> None:
     page = client.get("/")
-    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
     assert '<script src="page.js"' in page.text
     policy = page.headers["content-security-policy"]
-    assert "script-src 'self'" in policy and "default-src 'none'" in policy
+    assert "script-src 'self'" in policy
+    assert "default-src 'none'" in policy
     assert page.headers["x-content-type-options"] == "nosniff"
     assert page.headers["referrer-policy"] == "no-referrer"
     script = client.get("/page.js")
-    assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+    assert script.status_code == 200
+    assert "javascript" in script.headers["content-type"]
     assert client.get("/page.css").status_code == 200
     assert client.get("/docs").status_code == 404  # no interactive docs to expose
 
@@ -54,7 +57,8 @@ def test_the_page_never_inserts_text_as_html() -> None:
 
 def test_label_flow_maps_the_shown_order_back_to_the_completions(client: TestClient, store: LabelStore) -> None:
     state = client.get("/api/next", params={"annotator": "alice"}).json()
-    assert state["progress"] == {"labeled": 0, "total": 6} and state["can_undo"] is False
+    assert state["progress"] == {"labeled": 0, "total": 6}
+    assert state["can_undo"] is False
     task = state["task"]
     original = store.task(task["id"])
     assert original is not None
@@ -63,14 +67,19 @@ def test_label_flow_maps_the_shown_order_back_to_the_completions(client: TestCli
     body = {"annotator": "alice", "task_id": task["id"], "shown": shown, "choice": "B", "ratings_a": FULL,
             "note": "B reads better"}  # fmt: skip
     saved = client.post("/api/labels", json=body).json()
-    assert saved["saved"] is True and saved["progress"]["labeled"] == 1 and saved["can_undo"] is True
+    assert saved["saved"] is True
+    assert saved["progress"]["labeled"] == 1
+    assert saved["can_undo"] is True
     assert saved["task"]["id"] != task["id"]
     (label,) = store.labels()
     assert label.choice == shown[1]  # B is the completion shown second
     assert (label.ratings_1 if shown[0] == "1" else label.ratings_2) == FULL  # A's ratings, on the right one
-    assert label.note == "B reads better" and label.source == "web" and label.shown == shown
+    assert label.note == "B reads better"
+    assert label.source == "web"
+    assert label.shown == shown
     undone = client.post("/api/undo", json={"annotator": "alice"}).json()
-    assert undone["undone"] == task["id"] and undone["task"]["id"] == task["id"]
+    assert undone["undone"] == task["id"]
+    assert undone["task"]["id"] == task["id"]
     assert client.post("/api/undo", json={"annotator": "alice"}).json()["undone"] is None
 
 
@@ -83,7 +92,8 @@ def test_unshuffled_pages_show_completion_1_as_a(store: LabelStore) -> None:
 def test_when_all_tasks_are_labeled_there_is_no_next_task(client: TestClient) -> None:
     for _ in range(6):
         state = _label(client, "alice", "skip")
-    assert state["task"] is None and state["progress"] == {"labeled": 6, "total": 6}
+    assert state["task"] is None
+    assert state["progress"] == {"labeled": 6, "total": 6}
 
 
 @pytest.mark.parametrize(
@@ -103,7 +113,9 @@ def test_when_all_tasks_are_labeled_there_is_no_next_task(client: TestClient) ->
         ({"task_id": "no-such-task"}, 404),
     ],
 )
-def test_bad_labels_are_refused_and_not_stored(client: TestClient, store: LabelStore, change: dict, status: int) -> None:
+def test_bad_labels_are_refused_and_not_stored(
+    client: TestClient, store: LabelStore, change: dict, status: int
+) -> None:
     task = client.get("/api/next", params={"annotator": "alice"}).json()["task"]
     body = {"annotator": "alice", "task_id": task["id"], "shown": task["shown"], "choice": "A", **change}
     response = client.post("/api/labels", json=body)
@@ -140,7 +152,8 @@ def test_with_a_token_every_request_must_carry_it(store: LabelStore) -> None:
     page = client.get("/", params={"token": TOKEN})  # the address the user opens
     assert page.status_code == 200
     cookie = page.headers["set-cookie"].lower()
-    assert "httponly" in cookie and "samesite=strict" in cookie
+    assert "httponly" in cookie
+    assert "samesite=strict" in cookie
     # the cookie now authenticates the page's own requests, as in the browser
     assert client.get("/page.js").status_code == 200
     assert _label(client, "alice", "A")["saved"] is True

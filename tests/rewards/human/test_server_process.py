@@ -60,7 +60,8 @@ def test_two_annotators_over_http_at_once_and_stats_report_kappa(tmp_path: Path,
     assert stats.agreement[0].shared_tasks == 10
     assert main(["label", "stats", "--db", str(server.db)]) == 0
     printed = capsys.readouterr().out
-    assert "agreement alice / bob: Cohen's kappa" in printed and "on 10 shared tasks" in printed
+    assert "agreement alice / bob: Cohen's kappa" in printed
+    assert "on 10 shared tasks" in printed
 
 
 def test_a_token_server_checks_every_request_and_never_logs_the_token(tmp_path: Path) -> None:
@@ -77,5 +78,6 @@ def test_a_token_server_checks_every_request_and_never_logs_the_token(tmp_path: 
         server.process.terminate()
         server.process.wait(timeout=10)
         log = server.output()
-    assert "open http://127.0.0.1:" in log and "?token=<your token>" in log
+    assert "open http://127.0.0.1:" in log
+    assert "?token=<your token>" in log
     assert TOKEN not in log

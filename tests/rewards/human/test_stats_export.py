@@ -36,7 +36,8 @@ def test_cohen_kappa_agrees_with_scikit_learn() -> None:
 
 def test_wilson_interval() -> None:
     low, high = wilson_interval(50, 100)
-    assert low == pytest.approx(0.4038, abs=1e-3) and high == pytest.approx(0.5962, abs=1e-3)
+    assert low == pytest.approx(0.4038, abs=1e-3)
+    assert high == pytest.approx(0.5962, abs=1e-3)
     assert all(math.isnan(x) for x in wilson_interval(0, 0))
 
 
@@ -52,18 +53,24 @@ def test_stats_report_counts_kappa_and_position_bias(store: LabelStore) -> None:
     store.undo("carol")
     stats = compute_stats(store)
     assert stats.tasks == 6
-    assert stats.labels == 10 and stats.undone == 1
+    assert stats.labels == 10
+    assert stats.undone == 1
     assert stats.choices == {"1": 4, "2": 3, "tie": 2, "skip": 1}
     assert stats.per_annotator == {"alice": 6, "bob": 4}
-    assert stats.tasks_labeled == 5 and stats.tasks_overlapping == 4
+    assert stats.tasks_labeled == 5
+    assert stats.tasks_overlapping == 4
     (pair,) = stats.agreement
-    assert pair.annotators == ("alice", "bob") and pair.shared_tasks == 4
+    assert pair.annotators == ("alice", "bob")
+    assert pair.shared_tasks == 4
     assert pair.percent_agreement == pytest.approx(0.75)
     assert pair.kappa == pytest.approx(cohen_kappa(["1", "1", "2", "tie"], ["1", "2", "2", "tie"]))
     # every label showed completion 1 as A, so the share of A is the share of "1" among decisive labels
-    assert stats.decisive == 7 and stats.share_a == pytest.approx(4 / 7)
+    assert stats.decisive == 7
+    assert stats.share_a == pytest.approx(4 / 7)
     text = str(stats)
-    assert "Cohen's kappa" in text and "share of A" in text and "alice / bob" in text
+    assert "Cohen's kappa" in text
+    assert "share of A" in text
+    assert "alice / bob" in text
     data = stats.to_json()
     json.dumps(data)
     assert data["mean_kappa"] == pytest.approx(pair.kappa)
@@ -74,7 +81,8 @@ def test_an_annotator_who_always_picks_a_shows_as_position_biased(store: LabelSt
         store.add_label(task.id, "lazy", "1", "12")
         store.add_label(task.id, "lazy2", "2", "21")
     stats = compute_stats(store)
-    assert stats.share_a == 1.0 and stats.share_a_ci95[0] > 0.5
+    assert stats.share_a == 1.0
+    assert stats.share_a_ci95[0] > 0.5
 
 
 def test_export_writes_pairs_and_ratings_that_training_reads(store: LabelStore, tmp_path: Path) -> None:
@@ -89,13 +97,17 @@ def test_export_writes_pairs_and_ratings_that_training_reads(store: LabelStore, 
     result = export_labels(store, out)
     assert (result.pairs, result.ratings, result.ties, result.skips) == (2, 3, 1, 1)
     records = [json.loads(line) for line in out.read_text().splitlines()]
-    assert records[0]["chosen"] == tasks[0].completions[1] and records[0]["rejected"] == tasks[0].completions[0]
-    assert records[0]["annotator"] == "alice" and records[0]["task_id"] == tasks[0].id
+    assert records[0]["chosen"] == tasks[0].completions[1]
+    assert records[0]["rejected"] == tasks[0].completions[0]
+    assert records[0]["annotator"] == "alice"
+    assert records[0]["task_id"] == tasks[0].id
     assert records[0]["labeled_at"].endswith("+00:00")
     data = rewards.load_preferences(out)
-    assert len(data.pairs) == 2 and len(data.ratings) == 3
+    assert len(data.pairs) == 2
+    assert len(data.ratings) == 3
     assert data.dimensions == ("coherence", "creativity", "relevance", "fluency")
-    assert data.ratings[1].ratings["fluency"] == 1.0 and data.ratings[1].completion == tasks[0].completions[1]
+    assert data.ratings[1].ratings["fluency"] == 1.0
+    assert data.ratings[1].completion == tasks[0].completions[1]
 
 
 def test_majority_export_keeps_one_pair_per_decided_task(store: LabelStore, tmp_path: Path) -> None:
@@ -107,7 +119,8 @@ def test_majority_export_keeps_one_pair_per_decided_task(store: LabelStore, tmp_
     store.add_label(tasks[0].id, "c", "1", "12", ratings=({**FULL, "fluency": 5}, None))  # c changes their mind
     out = tmp_path / "majority.jsonl"
     result = export_labels(store, out, aggregate="majority")
-    assert result.pairs == 2 and result.undecided_tasks == 2
+    assert result.pairs == 2
+    assert result.undecided_tasks == 2
     records = [json.loads(line) for line in out.read_text().splitlines()]
     pairs = [r for r in records if "chosen" in r]
     assert [(r["task_id"], r["chosen"]) for r in pairs] == [
@@ -122,7 +135,7 @@ def test_majority_export_keeps_one_pair_per_decided_task(store: LabelStore, tmp_
 
 def test_nothing_to_export_is_an_error(store: LabelStore, tmp_path: Path) -> None:
     store.add_label(store.tasks()[0].id, "alice", "tie", "12")
-    with pytest.raises(LabelingError, match="no label to export yet .*1 ties"):
+    with pytest.raises(LabelingError, match=r"no label to export yet .*1 ties"):
         export_labels(store, tmp_path / "prefs.jsonl")
     assert not (tmp_path / "prefs.jsonl").exists()
     with pytest.raises(LabelingError, match="aggregate must be"):

@@ -22,7 +22,7 @@ def test_tasks_are_added_once_and_served_in_order(store: LabelStore) -> None:
     assert store.add_tasks([*tasks, *make_tasks(2, prefix="q")]) == 2
     assert [t.id for t in store.tasks()] == [t.id for t in tasks + make_tasks(2, prefix="q")]
     clash = LabelTask("other prompt", ("x", "y"), id=tasks[0].id)
-    with pytest.raises(LabelingError, match="already in .* with other texts"):
+    with pytest.raises(LabelingError, match=r"already in .* with other texts"):
         store.add_tasks([clash])
     assert store.count_tasks() == 8
     reopened = LabelStore(store.path)
@@ -46,8 +46,10 @@ def test_labels_progress_and_multi_level_undo(store: LabelStore) -> None:
     history = store.labels(include_undone=True, latest_only=False)
     assert [label.id for label in history] == [first.id, first.id + 1]
     assert all(label.undone_at is not None for label in history)
-    assert history[0].ratings_1 == FULL and history[0].ratings_2 is None
-    assert history[0].note == "clear winner" and history[0].source == "cli"
+    assert history[0].ratings_1 == FULL
+    assert history[0].ratings_2 is None
+    assert history[0].note == "clear winner"
+    assert history[0].source == "cli"
     assert history[0].chose_first_shown is False  # completion 1 won, shown second
 
 
@@ -85,7 +87,7 @@ def test_bad_labels_are_refused_and_nothing_is_stored(store: LabelStore, kwargs:
 
 def test_files_that_are_not_label_databases_are_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("just some text, long enough to not be a database header at all")
-    with pytest.raises(LabelingError, match="cannot open .* as a label database"):
+    with pytest.raises(LabelingError, match=r"cannot open .* as a label database"):
         LabelStore(tmp_path / "notes.txt")
     other = sqlite3.connect(tmp_path / "other.sqlite")
     other.execute("CREATE TABLE things (x)")

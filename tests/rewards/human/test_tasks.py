@@ -69,4 +69,6 @@ def test_display_order_is_fixed_per_annotator_and_task_and_balanced() -> None:
     orders = [display_order(annotator, f"task{i}") for annotator in ("alice", "bob") for i in range(400)]
     assert set(orders) == {"12", "21"}
     assert 0.42 < orders.count("12") / len(orders) < 0.58
-    assert [display_order("alice", f"task{i}") for i in range(50)] != [display_order("bob", f"task{i}") for i in range(50)]
+    assert [display_order("alice", f"task{i}") for i in range(50)] != [
+        display_order("bob", f"task{i}") for i in range(50)
+    ]

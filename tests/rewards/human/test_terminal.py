@@ -19,7 +19,8 @@ def test_choices_map_from_the_shown_order_to_the_completions(store: LabelStore) 
     tasks = store.tasks()
     saved, text = _run(store, "a\nb\nt\ns\nwhat\nq\n")
     assert saved == 4
-    assert "unknown answer 'what'" in text and "Stopped: 4 of 6 tasks" in text
+    assert "unknown answer 'what'" in text
+    assert "Stopped: 4 of 6 tasks" in text
     labels = store.labels()
     expected = [
         display_order("alice", tasks[0].id)[0],  # "a": the completion shown as A
@@ -43,23 +44,32 @@ def test_ratings_undo_and_the_end_of_the_queue(tmp_path) -> None:
     assert "undid the label of task" in text
     assert "All 2 tasks are labeled by 'alice'" in text
     first, second = store.labels()
-    assert first.choice == "2" and first.ratings_1 is None
+    assert first.choice == "2"
+    assert first.ratings_1 is None
     assert first.ratings_2 == {"coherence": 1, "creativity": 2, "relevance": 3, "fluency": 4}
-    assert second.choice == "tie" and second.ratings_1 is None and second.ratings_2 is None
+    assert second.choice == "tie"
+    assert second.ratings_1 is None
+    assert second.ratings_2 is None
     undone = store.labels(include_undone=True, latest_only=False)[0]
-    assert undone.undone_at is not None and undone.ratings_1 == {"coherence": 4, "creativity": 3, "relevance": 5, "fluency": 4}
+    assert undone.undone_at is not None
+    assert undone.ratings_1 == {"coherence": 4, "creativity": 3, "relevance": 5, "fluency": 4}
 
 
 def test_control_sequences_in_model_text_are_shown_escaped(tmp_path) -> None:
     store = LabelStore(tmp_path / "l.sqlite")
     store.add_tasks([LabelTask("clear \x1b[2J screen", ("bidi \u202e txet", "bell \x07 and\nnewline"))])
     _, text = _run(store, "q\n")
-    assert "\x1b" not in text and "\u202e" not in text and "\x07" not in text
-    assert "clear \\x1b[2J screen" in text and "bidi \\u202e txet" in text and "bell \\x07 and" in text
+    assert "\x1b" not in text
+    assert "\u202e" not in text
+    assert "\x07" not in text
+    assert "clear \\x1b[2J screen" in text
+    assert "bidi \\u202e txet" in text
+    assert "bell \\x07 and" in text
     assert "    newline" in text  # newlines stay, indented under their heading
 
 
 def test_end_of_input_stops_without_saving(store: LabelStore) -> None:
     saved, text = _run(store, "a\n", ratings=True)
-    assert saved == 0 and store.labels() == []
+    assert saved == 0
+    assert store.labels() == []
     assert "Stopped before saving this label" in text
