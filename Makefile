@@ -9,6 +9,23 @@ STAMP := $(VENV)/.installed
 .PHONY: install demo test lint bench clean
 
 $(STAMP): pyproject.toml Makefile
+	@# The labeling page's browser test drives Debian's chromium through chromium-driver (no browser download).
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if ! command -v apt-get >/dev/null 2>&1; then \
+	    echo "NOTE: apt-get is not available, so chromium and chromium-driver were not installed; install them with"; \
+	    echo "      your package manager, or the labeling page's browser test (tests/rewards/human/test_browser.py) skips."; \
+	  else \
+	    if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi; \
+	    if [ "$$SUDO" = none ]; then \
+	      echo "NOTE: not root and no sudo: run 'apt-get install -y chromium chromium-driver' as root for the browser test."; \
+	    else \
+	      echo "installing chromium and chromium-driver with apt-get (for the labeling page's browser test)"; \
+	      $$SUDO apt-get update -q >/dev/null && \
+	      $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null \
+	      || echo "NOTE: apt-get could not install chromium and chromium-driver; the browser test will skip."; \
+	    fi; \
+	  fi; \
+	fi
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
 	$(BIN)/pip install --quiet -e ".[all,dev]"

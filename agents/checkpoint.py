@@ -21,8 +21,9 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.io import atomic_dir
+from textenv.label_tasks import POLICY_DIR  # the run's trained LM, where `textenv label --from-run` looks
 
-__all__ = ["load_checkpoint_state", "save_checkpoint"]
+__all__ = ["POLICY_DIR", "load_checkpoint_state", "save_checkpoint", "save_policy"]
 
 
 def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) -> None:
@@ -59,3 +60,16 @@ def restore_rng(rng: dict[str, Any]) -> None:
     torch.set_rng_state(rng["torch"])
     np.random.set_state(rng["numpy"])
     random.setstate(rng["random"])
+
+
+def save_policy(model: BaseAlgorithm, folder: Path) -> None:
+    """Write the policy's language model and tokenizer with ``save_pretrained`` (safetensors) to ``folder``.
+
+    The folder loads like any Hugging Face model (``textenv.models.load_model_and_tokenizer(folder)``), so a
+    finished run can be sampled from, e.g. by ``textenv label tasks --from-run RUN``; the value head, which
+    only training needs, stays in the checkpoint.
+    """
+    policy: Any = model.policy  # an agents.policy.LMPolicy
+    with atomic_dir(folder) as tmp:
+        policy.lm.save_pretrained(tmp)
+        policy.tokenizer.save_pretrained(tmp)

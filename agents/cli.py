@@ -93,6 +93,9 @@ def build_parser() -> argparse.ArgumentParser:
         cli_rm = None  # type: ignore[assignment]
     if cli_rm is not None:
         cli_rm.add_commands(sub)
+    from textenv import cli_label
+
+    cli_label.add_commands(sub)
 
     p = sub.add_parser("train", help="train one agent (PPO or A2C) on an env")
     _add_run_flags(p, "textenv/Toy-v0")

@@ -1,7 +1,8 @@
 """Train one agent: build env and algorithm from a :class:`~agents.config.TrainConfig`, run, log, checkpoint.
 
 A run writes ``<out>/``: ``config.yaml`` (the resolved config), ``metrics.csv`` and ``tb/`` (TensorBoard),
-``samples.jsonl``, ``checkpoint/`` (resumable), and ``result.json`` (before/after evaluation, wall time).
+``samples.jsonl``, ``checkpoint/`` (resumable), ``result.json`` (before/after evaluation, wall time) and, once
+the run finishes, ``policy/``: the trained LM and its tokenizer, saved with ``save_pretrained``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from agents.buffer import EpisodeRolloutBuffer
 from agents.callbacks import AtomicCSVOutput, ProgressCallback, RLHFMetricsCallback
-from agents.checkpoint import load_checkpoint_state, restore_rng, save_checkpoint
+from agents.checkpoint import POLICY_DIR, load_checkpoint_state, restore_rng, save_checkpoint, save_policy
 from agents.config import TrainConfig
 from agents.io import atomic_write_text
 from agents.policy import LMPolicy
@@ -179,6 +180,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     wall = elapsed_before + time.perf_counter() - start
     if not interrupted:
         checkpoint()
+        save_policy(model, out / POLICY_DIR)
     after = evaluate(model, config, config.eval_episodes)
     tokens = int(model.num_timesteps)
     history = [_floats(row) for row in AtomicCSVOutput(out / "metrics.csv").rows]  # the whole run, resumed or not

@@ -15,10 +15,12 @@ including third-party ones from the ``textenv.rewards`` entry-point group.
 
 Built-ins: ``sentiment`` (VADER), ``offensive`` (alt-profanity-check), rules (``length``, ``keyword``,
 ``regex``, ``repetition``, ``format``), ``similarity`` (MiniLM embeddings), ``rouge``, ``judge`` (a local
-LM's yes/no log-odds), ``learned`` (a trained reward model) and the combinators ``weighted_sum``, ``clip``
-and ``normalize``. Learned reward models are trained with ``train_reward_model`` on data read by
-``load_preferences``, evaluated with ``evaluate_pairwise``, and preference data can be simulated with
-``simulate_preferences``.
+LM's yes/no log-odds), ``learned`` (a trained reward model), ``human`` (a person in the terminal) and the
+combinators ``weighted_sum``, ``clip`` and ``normalize``. Learned reward models are trained with
+``train_reward_model`` on data read by ``load_preferences``, evaluated with ``evaluate_pairwise``, and
+preference data can be simulated with
+``simulate_preferences``, or collected from people with ``rewards.human`` (labeling page, terminal
+labeler, SQLite label store and its export).
 
 This package does not import textenv or agents, nor torch or transformers at import time.
 """
@@ -27,6 +29,7 @@ from rewards.annotator import AnnotatedPair, LMPairSampler, SimulationResult, si
 from rewards.combinators import Clip, RunningNormalize, WeightedSum
 from rewards.errors import (
     InvalidRewardOutputError,
+    LabelingError,
     MissingDependencyError,
     PreferenceDataError,
     RewardConfigError,
@@ -36,6 +39,7 @@ from rewards.errors import (
     RewardPluginWarning,
     UnknownRewardError,
 )
+from rewards.human.reward import HumanReward
 from rewards.judge import LMJudge
 from rewards.learned import (
     METADATA_FILE,
@@ -70,10 +74,12 @@ __all__ = [
     "AnnotatedPair",
     "Clip",
     "FormatReward",
+    "HumanReward",
     "InvalidRewardOutputError",
     "KeywordReward",
     "LMJudge",
     "LMPairSampler",
+    "LabelingError",
     "LearnedReward",
     "LengthReward",
     "MissingDependencyError",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "InvalidRewardOutputError",
+    "LabelingError",
     "MissingDependencyError",
     "PreferenceDataError",
     "RewardConfigError",
@@ -54,3 +55,8 @@ class PreferenceDataError(RewardError, ValueError):
 class RewardModelError(RewardError, OSError):
     """A learned reward model folder is missing, incomplete, unsafe (pickle weights) or cannot be loaded or
     written."""
+
+
+class LabelingError(RewardError, ValueError):
+    """Human-feedback input is bad: a task file record, a label, a label database, or the labeling server's
+    settings (the message names the value and the fix)."""

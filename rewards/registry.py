@@ -27,6 +27,7 @@ from typing import Any
 
 from rewards.combinators import Clip, RunningNormalize, WeightedSum
 from rewards.errors import RewardConfigError, RewardError, RewardPluginWarning, UnknownRewardError
+from rewards.human.reward import HumanReward
 from rewards.judge import LMJudge
 from rewards.learned import LearnedReward
 from rewards.offensive import OffensiveLanguage
@@ -48,6 +49,7 @@ RewardFactory = Callable[..., RewardFn]
 _BUILTINS: dict[str, RewardFactory] = {
     "clip": Clip,
     "format": FormatReward,
+    "human": HumanReward,
     "judge": LMJudge,
     "keyword": KeywordReward,
     "learned": LearnedReward,

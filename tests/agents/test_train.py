@@ -39,7 +39,12 @@ def test_each_algorithm_learns_the_toy_task_and_moves_every_parameter(algo, tmp_
     unchanged = [n for n, p in before.items() if torch.equal(p, after[n].detach())]
     assert unchanged == []
     files = {p.name for p in (tmp_path / algo).iterdir()}
-    assert {"metrics.csv", "samples.jsonl", "config.yaml", "result.json", "checkpoint", "tb"} <= files
+    assert {"metrics.csv", "samples.jsonl", "config.yaml", "result.json", "checkpoint", "tb", "policy"} <= files
+    from textenv.models import load_model_and_tokenizer
+
+    lm, _ = load_model_and_tokenizer(tmp_path / algo / "policy")  # the trained LM, as a Hugging Face folder
+    saved = dict(lm.named_parameters())
+    assert all(torch.equal(p.detach(), saved[n[len("lm.") :]]) for n, p in after.items() if n.startswith("lm."))
     columns = _read_csv(tmp_path / algo / "metrics.csv")[0].keys()
     for column in (
         "rollout/rm_score",

@@ -46,6 +46,8 @@ BUILTIN_KWARGS: dict[str, dict[str, Any]] = {
 }
 # Built-ins that need a model folder: tests/rewards/test_judge.py and test_learned.py build and pickle them.
 NEEDS_A_MODEL = {"judge", "learned"}
+# Built-ins that need a person: tests/rewards/human/test_reward.py builds and pickles them with scripted input.
+NEEDS_A_PERSON = {"human"}
 
 
 class ConstantReward:
@@ -107,7 +109,9 @@ def entry_point(name: str, value: str) -> metadata.EntryPoint:
 
 
 def test_builtins_are_registered_and_sorted() -> None:
-    assert set(BUILTIN_KWARGS) | NEEDS_A_MODEL == set(registry._BUILTINS), "add new built-ins to BUILTIN_KWARGS"
+    assert set(BUILTIN_KWARGS) | NEEDS_A_MODEL | NEEDS_A_PERSON == set(registry._BUILTINS), (
+        "add new built-ins to BUILTIN_KWARGS"
+    )
     names = rewards.names()
     assert names == sorted(names)
     assert set(BUILTIN_KWARGS) <= set(names)
