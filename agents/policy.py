@@ -133,7 +133,10 @@ class LMPolicy(ActorCriticPolicy):
         self.lm.config.use_cache = True
         hidden = int(self.lm.get_output_embeddings().weight.shape[1])
         self.value_head = nn.Linear(hidden, 1)
-        nn.init.normal_(self.value_head.weight, std=1.0 / np.sqrt(hidden + 1))
+        # Zero at the start: a random head on hidden states of norm ~sqrt(H) predicts values far larger than
+        # typical rewards, and GAE would then turn its noise into the advantages that steer the LM. At zero,
+        # the first advantages are the rewards-to-go themselves (REINFORCE), and the head learns from there.
+        nn.init.zeros_(self.value_head.weight)
         nn.init.zeros_(self.value_head.bias)
         self.value_head.to(dtype=next(self.lm.parameters()).dtype)
         self.action_dist = CategoricalDistribution(int(self.action_space.n))  # type: ignore[attr-defined]
