@@ -194,6 +194,13 @@ def test_review_openings_are_many() -> None:
     assert len(load_prompts("builtin:review_openings")) >= 50
 
 
+def test_review_verdicts_stop_before_the_verdict() -> None:
+    texts = load_prompts("builtin:review_verdicts").texts
+    assert len(texts) >= 40
+    assert len(set(texts)) == len(texts)
+    assert all(t.split()[-1] in {"is", "was", "are", "were", "feels"} for t in texts)
+
+
 def test_toy_prompts_use_only_toy_words() -> None:
     words = toy_words()
     for prompt in load_prompts("builtin:toy"):
