@@ -30,7 +30,11 @@ DEMO: dict[str, Any] = {
 def _add_run_flags(p: argparse.ArgumentParser, default_env: str) -> None:
     p.add_argument("--env", default=default_env, help="registered env id")
     p.add_argument("--config", default=None, help="YAML file of TrainConfig fields")
-    p.add_argument("--preset", default=None, help="named set of settings: 'tiny' (toy model, seconds), 'small' or 'demo' (see agents.config.PRESETS)")
+    p.add_argument(
+        "--preset",
+        default=None,
+        help="named set of settings: 'tiny' (toy model, seconds), 'small' or 'demo' (see agents.config.PRESETS)",
+    )
     p.add_argument("--budget-tokens", type=int, default=None, help="training budget in generated tokens")
     p.add_argument("--model", default=None, help="model to fine-tune (hub id or local folder)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
