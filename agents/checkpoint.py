@@ -21,6 +21,7 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.io import atomic_dir
+from agents.trunk import standalone_model
 from textenv.label_tasks import POLICY_DIR  # the run's trained LM, where `textenv label --from-run` looks
 
 __all__ = ["POLICY_DIR", "load_checkpoint_state", "save_checkpoint", "save_policy"]
@@ -67,9 +68,10 @@ def save_policy(model: BaseAlgorithm, folder: Path) -> None:
 
     The folder loads like any Hugging Face model (``textenv.models.load_model_and_tokenizer(folder)``), so a
     finished run can be sampled from, e.g. by ``textenv label tasks --from-run RUN``; the value head, which
-    only training needs, stays in the checkpoint.
+    only training needs, stays in the checkpoint. A LoRA policy is saved with its adapter merged into the
+    weights.
     """
     policy: Any = model.policy  # an agents.policy.LMPolicy
     with atomic_dir(folder) as tmp:
-        policy.lm.save_pretrained(tmp)
+        standalone_model(policy.lm).save_pretrained(tmp)  # a LoRA adapter is merged into a copy
         policy.tokenizer.save_pretrained(tmp)

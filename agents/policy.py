@@ -120,8 +120,8 @@ class LMPolicy(ActorCriticPolicy):
             trainable_layers=self.trainable_layers,
             share=self.share_reference_weights,
         )
-        # The first shared tensor stands for all of them: where it lives, the env's reference lives.
-        self._shared_probe = (shared[0], shared[0].device, shared[0].dtype) if shared else None
+        # One shared tensor stands for all (in a tuple, so that nn.Module does not register it as a parameter).
+        self._shared_probe = (shared[0],) if shared else ()
         vocab = int(self.lm.config.vocab_size)
         n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
         if vocab != n_actions:
@@ -146,16 +146,16 @@ class LMPolicy(ActorCriticPolicy):
         )
 
     def _apply(self, fn: Any, recurse: bool = True) -> LMPolicy:
-        super()._apply(fn, recurse)
-        probe = getattr(self, "_shared_probe", None)
-        if probe is not None:
-            tensor, device, dtype = probe
-            if tensor.device != device or tensor.dtype != dtype:
+        # Tried on one shared tensor first: moving the policy would move the env's reference model under it.
+        for probe in getattr(self, "_shared_probe", ()):
+            moved = fn(probe)
+            if moved.device != probe.device or moved.dtype != probe.dtype:
                 raise ConfigError(
-                    f"The policy shares its frozen weights with the env's reference model on {device} ({dtype}) "
-                    f"and cannot move to {tensor.device} ({tensor.dtype}): build the env with the same "
-                    "device/dtype, or pass policy_kwargs={'share_reference_weights': False}."
+                    f"The policy shares its frozen weights with the env's reference model on {probe.device} "
+                    f"({probe.dtype}) and cannot move to {moved.device} ({moved.dtype}): build the env with the "
+                    "same device/dtype, or pass policy_kwargs={'share_reference_weights': False}."
                 )
+        super()._apply(fn, recurse)
         return self
 
     def _get_constructor_parameters(self) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from torch import nn
 from textenv.errors import ConfigError
 from textenv.models import load_model_and_tokenizer
 
-__all__ = ["LORA_DEFAULTS", "build_policy_lm", "shared_reference_model", "transformer_blocks"]
+__all__ = ["LORA_DEFAULTS", "build_policy_lm", "shared_reference_model", "standalone_model", "transformer_blocks"]
 
 #: LoRA settings used for ``lora=True`` (any of them can be overridden by passing a mapping).
 LORA_DEFAULTS: dict[str, Any] = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
@@ -150,3 +150,26 @@ def _add_lora(lm: Any, kwargs: dict[str, Any], trainable_layers: int | None, pre
         raise ConfigError(f"Cannot add a LoRA adapter to {type(lm).__name__} with {kwargs!r}: {exc}") from exc
     for n, p in lm.named_parameters():
         p.requires_grad_("lora_" in n)
+
+
+def standalone_model(lm: Any) -> Any:
+    """A plain copy of the policy's LM with any LoRA adapter merged in, for ``save_pretrained``.
+
+    A model with a ``peft`` adapter would save the adapter alone; the copy is an ordinary model of the base
+    architecture that loads anywhere. The policy's own module (whose base tensors are the reference's) is
+    left untouched.
+    """
+    if not getattr(lm, "_hf_peft_config_loaded", False):
+        return lm
+    from peft.tuners.tuners_utils import BaseTunerLayer
+
+    merged = copy.deepcopy(lm)
+    for name, module in list(merged.named_modules()):
+        if isinstance(module, BaseTunerLayer):
+            module.merge()
+            parent_name, _, child = name.rpartition(".")
+            setattr(merged.get_submodule(parent_name) if parent_name else merged, child, module.get_base_layer())
+    merged._hf_peft_config_loaded = False
+    if hasattr(merged, "peft_config"):
+        del merged.peft_config
+    return merged

@@ -110,8 +110,10 @@ def test_a_lora_policy_saves_and_loads(tmp_path):
 def test_a_policy_sharing_weights_cannot_move_away_from_the_reference():
     vec = make_vec_env("textenv/Toy-v0", n_envs=1, seed=0)
     model = _ppo(vec, {"trainable_layers": 1})
+    reference = vec.envs[0].unwrapped.model
     with pytest.raises(ConfigError, match="share_reference_weights"):
         model.policy.to(torch.float64)
+    assert all(p.dtype == torch.float32 for p in reference.parameters())  # refused before anything moved
     vec = make_vec_env("textenv/Toy-v0", n_envs=1, seed=0)
     alone = _ppo(vec, {"trainable_layers": 1, "share_reference_weights": False})
     alone.policy.to(torch.float64)  # its own copy: free to move
@@ -131,3 +133,28 @@ def test_bad_lora_and_layer_options(kwargs, match):
     vec = make_vec_env("textenv/Toy-v0", n_envs=1)
     with pytest.raises(ConfigError, match=match):
         _ppo(vec, kwargs)
+
+
+def test_a_lora_policy_is_saved_as_a_plain_model_with_the_adapter_merged(tmp_path):
+    from agents.checkpoint import save_policy
+    from textenv.models import load_model_and_tokenizer
+
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=4)
+    model = _ppo(vec, {"lora": {"r": 4, "target_modules": "all-linear"}})
+    model.learn(32)
+    save_policy(model, tmp_path / "policy")
+    assert not (tmp_path / "policy" / "adapter_config.json").exists()
+    loaded, _ = load_model_and_tokenizer(tmp_path / "policy")
+    obs = model.policy.obs_to_tensor(vec.reset())[0]
+    ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()
+    torch.testing.assert_close(
+        _logprobs(loaded, ids, mask), _logprobs(model.policy.lm, ids, mask), atol=1e-4, rtol=1e-4
+    )
+    assert any("lora_" in n for n, _ in model.policy.lm.named_parameters())  # the policy keeps its adapter
+
+
+def test_the_policy_state_dict_holds_each_weight_once():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=1, seed=0)
+    model = _ppo(vec, {"trainable_layers": 1})
+    names = list(model.policy.state_dict())
+    assert all(n.startswith(("lm.", "value_head.")) for n in names), names
