@@ -38,7 +38,7 @@ TASKS = [
 def browser():
     if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
         pytest.skip(
-            "Debian's chromium and chromium-driver are not installed (`make install` installs them with apt-get; "
+            "Debian's chromium and chromium-driver are not installed (`make test` installs them with apt-get; "
             "or run: apt-get install -y chromium chromium-driver)"
         )
     from selenium.webdriver.chrome.service import Service
