@@ -22,7 +22,10 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.io import atomic_dir
 
-__all__ = ["load_checkpoint_state", "save_checkpoint"]
+__all__ = ["POLICY_FOLDER", "export_policy", "load_checkpoint_state", "save_checkpoint"]
+
+#: The folder of a run into which :func:`export_policy` writes the trained LM.
+POLICY_FOLDER = "policy"
 
 
 def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) -> None:
@@ -59,3 +62,48 @@ def restore_rng(rng: dict[str, Any]) -> None:
     torch.set_rng_state(rng["torch"])
     np.random.set_state(rng["numpy"])
     random.setstate(rng["random"])
+
+
+def export_policy(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Save the trained LM of a run as a plain model folder (``save_pretrained`` weights and tokenizer).
+
+    The checkpoint's ``model.zip`` holds the whole SB3 model (value head and optimizer too) and needs
+    stable-baselines3 to read; the exported folder loads like any Hugging Face causal LM, e.g. as the env's
+    ``model=`` or as the base of another fine-tune. The value head is left out.
+
+    Args:
+        run_dir: A run folder written by :func:`agents.train.train`.
+        out_dir: Where to write; default ``<run_dir>/policy``. Written atomically (replaced if present).
+
+    Returns:
+        The folder written.
+
+    Raises:
+        FileNotFoundError: The run has no checkpoint.
+    """
+    from stable_baselines3 import A2C, PPO
+
+    run = Path(run_dir)
+    archive = run / "checkpoint" / "model.zip"
+    if not archive.is_file():
+        raise FileNotFoundError(f"{run} has no checkpoint/model.zip to export; train the run first.")
+    algo = (_algo_of(run) or "ppo").lower()
+    model = (A2C if algo == "a2c" else PPO).load(archive, device="cpu")
+    out = Path(out_dir) if out_dir is not None else run / POLICY_FOLDER
+    policy: Any = model.policy
+    with atomic_dir(out) as tmp:
+        policy.lm.save_pretrained(tmp)
+        policy.tokenizer.save_pretrained(tmp)
+    return out
+
+
+def _algo_of(run: Path) -> str | None:
+    """The ``algo`` of a run's ``config.yaml``, or None without one."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    algo = config.get("algo") if isinstance(config, dict) else None
+    return str(algo) if algo else None
