@@ -355,24 +355,31 @@ def pipeline_config_from_dict(
     for key in ("prompts",):
         if key in data:
             data[key] = here(data[key])
+
+    def section(name: str) -> dict[str, Any]:
+        value = data.pop(name, None)
+        if value is None:
+            return {}
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{name} must be a mapping of field: value; got {type(value).__name__} {value!r:.60}.")
+        return dict(value)
+
     sections: dict[str, Any] = {}
-    sft = data.pop("sft", None)
-    if sft is not None:
-        if not isinstance(sft, Mapping):
-            raise ConfigError(f"sft must be a mapping with at least data: <demonstrations.jsonl>; got {sft!r:.60}.")
-        sft = dict(sft)
+    if data.get("sft") is not None:
+        sft = section("sft")
         if "data" not in sft:
             raise ConfigError("sft needs data: the demonstrations JSONL (or remove the sft section to skip SFT).")
         demos = here(sft.pop("data"))
         sections["sft"] = SFTStage(data=demos, config=_fill(SFTConfig, "sft", sft))
-    prefs = dict(data.pop("preferences", None) or {})
+    data.pop("sft", None)
+    prefs = section("preferences")
     for key in ("path", "db"):
         if key in prefs:
             prefs[key] = here(prefs[key])
     sections["preferences"] = _fill(PreferencesStage, "preferences", prefs)
-    sections["reward_model"] = _fill(RewardModelStage, "reward_model", data.pop("reward_model", None))
-    sections["rl"] = _fill(RLStage, "rl", data.pop("rl", None))
-    evaluation = dict(data.pop("evaluation", None) or {})
+    sections["reward_model"] = _fill(RewardModelStage, "reward_model", section("reward_model"))
+    sections["rl"] = _fill(RLStage, "rl", section("rl"))
+    evaluation = section("evaluation")
     if "prompts" in evaluation:
         evaluation["prompts"] = here(evaluation["prompts"])
     sections["evaluation"] = _fill(EvaluationStage, "evaluation", evaluation)
