@@ -29,6 +29,7 @@ from typing import Any, TypeVar
 
 import yaml
 
+from agents.compare import check_algos, check_budget, check_seeds
 from agents.config import ALGOS, PRESETS, TrainConfig, load_config
 from agents.errors import ConfigError
 from agents.sft.train import SFTConfig
@@ -235,17 +236,11 @@ class RLStage:
                     f"{name} may not set {taken}: the pipeline sets them (rl.env, rl.algos, rl.seeds, "
                     "rl.budget_tokens, the top-level model and prompts, and the trained reward model)."
                 )
-        from agents.compare import _check_algos, _check_budget, _check_seeds
-
-        object.__setattr__(self, "algos", _check_algos(self.algos))
-        _check_seeds(self.seeds)
-        _check_budget(self.budget_tokens)
+        object.__setattr__(self, "algos", check_algos(self.algos))
+        check_seeds(self.seeds)
+        check_budget(self.budget_tokens)
         for algo in self.algos:  # every run's config is valid, so a typo fails now, not after the reward model
             self.train_config(algo, 0, "model", {})
-
-    def seed_list(self) -> list[int]:
-        """The seeds, as a list."""
-        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
 
     def merged_env_kwargs(self, extra: Mapping[str, Any]) -> dict[str, Any]:
         """The preset's env overrides, then this section's, then ``extra`` (set by the pipeline)."""
@@ -349,7 +344,7 @@ def pipeline_config_from_dict(
     def here(path: Any) -> Any:
         if base_dir is None or not isinstance(path, str) or path.startswith("builtin:") or Path(path).is_absolute():
             return path
-        candidate = Path(base_dir) / path
+        candidate = (Path(base_dir) / path).resolve()  # absolute, so the runs' configs work from anywhere
         return str(candidate) if candidate.exists() else path
 
     for key in ("prompts",):

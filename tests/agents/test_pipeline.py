@@ -121,14 +121,15 @@ def test_a_config_file_needs_a_name_and_valid_yaml(tmp_path: Path) -> None:
         load_pipeline_config(tmp_path / "missing.yaml")
 
 
-def test_relative_input_paths_resolve_against_the_config_file(tmp_path: Path) -> None:
+def test_relative_input_paths_resolve_against_the_config_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     folder = tmp_path / "project"
     folder.mkdir()
     (folder / "demos.jsonl").write_text(json.dumps(DEMOS[0]) + "\n")
     (folder / "pipeline.yaml").write_text(yaml.safe_dump({"name": "x", "sft": {"data": "demos.jsonl"}}))
-    config = load_pipeline_config(folder / "pipeline.yaml", runs_dir=str(tmp_path / "runs"))
+    monkeypatch.chdir(tmp_path)
+    config = load_pipeline_config(Path("project") / "pipeline.yaml", runs_dir=str(tmp_path / "runs"))
     assert config.sft is not None
-    assert Path(config.sft.data) == folder / "demos.jsonl"
+    assert config.sft.data == str((folder / "demos.jsonl").resolve())
     assert config.root == tmp_path / "runs" / "x"
 
 
