@@ -148,11 +148,11 @@ def _outputs_exist(folder: Path, outputs: Mapping[str, Any]) -> bool:
     return all((folder / str(p)).exists() for p in paths)
 
 
-def _prepare(folder: Path, stage: Stage, digest: str) -> None:
+def _prepare(folder: Path, stage: Stage, digest: str, forced: bool) -> None:
     started = None
     with contextlib.suppress(OSError, ValueError, AttributeError):  # no or a torn marker: not resumable
         started = json.loads((folder / STARTED_FILE).read_text(encoding="utf-8")).get("hash")
-    if folder.exists() and not (stage.resumable and started == digest):
+    if folder.exists() and (forced or not (stage.resumable and started == digest)):
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_FILE).unlink(missing_ok=True)
@@ -173,7 +173,8 @@ def run_stages(
     Args:
         stages: The stages, each after the ones it reads.
         root: The run folder.
-        force: Names of stages to run even if done (the stages after them rerun only if their inputs changed).
+        force: Names of stages to run again from scratch even if done (the stages after them rerun only if their
+            inputs changed).
         progress: Passed on to the stages (progress bars).
         say: Where one-line status messages go.
         log: Filled in as stages finish (so a caller sees what ran even if a later stage raises).
@@ -194,7 +195,7 @@ def run_stages(
             log.reused.append(stage.name)
             continue
         say(f"[{stage.name}] running ({digest})")
-        _prepare(folder, stage, digest)
+        _prepare(folder, stage, digest, forced=stage.name in force)
         started = time.perf_counter()
         outputs, metrics = stage.run(StageContext(folder, root, dict(log.records), progress, say))
         record = StageRecord(

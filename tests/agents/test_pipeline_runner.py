@@ -91,6 +91,8 @@ def test_a_restarted_stage_starts_from_a_clean_folder_unless_resumable(tmp_path:
             run_stages([stage], tmp_path, say=_quiet)
         run_stages([stage], tmp_path, say=_quiet)
         assert seen == [False, resumable]
+        run_stages([stage], tmp_path, say=_quiet, force=[stage.name])  # forced: from scratch, even if resumable
+        assert seen == [False, resumable, False]
 
 
 def test_a_resumable_stage_is_wiped_when_its_config_changed(tmp_path: Path) -> None:
