@@ -101,7 +101,7 @@ def evaluate(
     config: TrainConfig,
     n_episodes: int,
     *,
-    prompts: Sequence[Prompt] | None = None,
+    prompts: Sequence[Prompt | str] | None = None,
 ) -> dict[str, Any]:
     """Sample completions with the current policy; their mean score and KL, and the samples themselves.
 
@@ -111,8 +111,9 @@ def evaluate(
         model: A PPO/A2C model with an :class:`LMPolicy`, or the policy itself.
         config: The run's config: its env, env overrides and seed.
         n_episodes: Episodes to sample, each from a prompt the env draws (ignored when ``prompts`` is given).
-        prompts: Complete exactly these prompts, once each and in this order (repeat a prompt for several
-            samples); ``samples[i]`` is then the completion of ``prompts[i]``.
+        prompts: Complete exactly these prompts (texts or :class:`~textenv.prompts.Prompt` records, whose meta
+            reaches the reward), once each and in this order (repeat a prompt for several samples);
+            ``samples[i]`` is then the completion of ``prompts[i]``.
 
     Returns:
         ``rm_score`` and ``kl`` (means over episodes) and ``samples``: per episode the ``prompt``,
@@ -120,7 +121,7 @@ def evaluate(
         summed log-probability under the reference model, for perplexity).
     """
     policy: LMPolicy = model.policy if isinstance(model, BaseAlgorithm) else model  # type: ignore[assignment]
-    queue = list(prompts) if prompts is not None else None
+    queue = [p if isinstance(p, Prompt) else Prompt(p) for p in prompts] if prompts is not None else None
     n = len(queue) if queue is not None else n_episodes
     if n < 1:
         raise ConfigError(f"evaluate needs at least one episode; got {n}.")

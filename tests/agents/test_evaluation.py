@@ -66,10 +66,10 @@ def test_metrics_pool_samples_and_seeds_per_prompt_and_compare_with_the_start() 
 def test_evaluate_completes_the_given_prompts_in_order() -> None:
     config = load_config(preset="tiny", env="textenv/Toy-v0", seed=3)
     model = make_agent(config)
-    prompts = [Prompt(t) for t in ("the movie was", "i see the dog", "the book is", "a day")] * 3
+    prompts = [Prompt(t) for t in ("the movie was", "i see the dog", "the book is")] * 3 + ["a day"]  # or plain text
     result = evaluate(model, config, 0, prompts=prompts)
     samples = result["samples"]
-    assert [s["prompt"] for s in samples] == [p.text for p in prompts]
+    assert [s["prompt"] for s in samples] == [getattr(p, "text", p) for p in prompts]
     for s in samples:
         assert 1 <= s["n_tokens"] <= 8
         assert s["ref_logprob"] < 0
