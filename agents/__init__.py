@@ -11,7 +11,18 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["EpisodeRolloutBuffer", "LMPolicy", "TrainConfig", "compare", "load_config", "make_agent", "train"]
+__all__ = [
+    "EpisodeRolloutBuffer",
+    "LMPolicy",
+    "TrainConfig",
+    "compare",
+    "load_config",
+    "load_pipeline_config",
+    "make_agent",
+    "run_pipeline",
+    "train",
+    "train_sft",
+]
 
 _WHERE = {
     "EpisodeRolloutBuffer": "agents.buffer",
@@ -21,6 +32,9 @@ _WHERE = {
     "make_agent": "agents.train",
     "train": "agents.train",
     "compare": "agents.compare",
+    "train_sft": "agents.sft",
+    "run_pipeline": "agents.pipeline",
+    "load_pipeline_config": "agents.pipeline",
 }
 
 

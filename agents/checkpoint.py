@@ -24,7 +24,10 @@ from agents.io import atomic_dir
 from agents.trunk import standalone_model
 from textenv.label_tasks import POLICY_DIR  # the run's trained LM, where `textenv label --from-run` looks
 
-__all__ = ["POLICY_DIR", "load_checkpoint_state", "save_checkpoint", "save_policy"]
+__all__ = ["POLICY_DIR", "POLICY_FOLDER", "export_policy", "load_checkpoint_state", "save_checkpoint", "save_policy"]
+
+#: The folder of a run that holds its trained LM (written by :func:`save_policy` and :func:`export_policy`).
+POLICY_FOLDER = POLICY_DIR
 
 
 def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) -> None:
@@ -75,3 +78,47 @@ def save_policy(model: BaseAlgorithm, folder: Path) -> None:
     with atomic_dir(folder) as tmp:
         standalone_model(policy.lm).save_pretrained(tmp)  # a LoRA adapter is merged into a copy
         policy.tokenizer.save_pretrained(tmp)
+
+
+def export_policy(run_dir: str | Path, out_dir: str | Path | None = None) -> Path:
+    """Save the trained LM of a run's checkpoint as a plain model folder, with :func:`save_policy`.
+
+    A run that finished already has it (``train`` writes it); this exports the latest checkpoint of any run.
+
+    The checkpoint's ``model.zip`` holds the whole SB3 model (value head and optimizer too) and needs
+    stable-baselines3 to read; the exported folder loads like any Hugging Face causal LM, e.g. as the env's
+    ``model=`` or as the base of another fine-tune. The value head is left out.
+
+    Args:
+        run_dir: A run folder written by :func:`agents.train.train`.
+        out_dir: Where to write; default ``<run_dir>/policy``. Written atomically (replaced if present).
+
+    Returns:
+        The folder written.
+
+    Raises:
+        FileNotFoundError: The run has no checkpoint.
+    """
+    from stable_baselines3 import A2C, PPO
+
+    run = Path(run_dir)
+    archive = run / "checkpoint" / "model.zip"
+    if not archive.is_file():
+        raise FileNotFoundError(f"{run} has no checkpoint/model.zip to export; train the run first.")
+    algo = (_algo_of(run) or "ppo").lower()
+    model = (A2C if algo == "a2c" else PPO).load(archive, device="cpu")
+    out = Path(out_dir) if out_dir is not None else run / POLICY_FOLDER
+    save_policy(model, out)
+    return out
+
+
+def _algo_of(run: Path) -> str | None:
+    """The ``algo`` of a run's ``config.yaml``, or None without one."""
+    import yaml
+
+    try:
+        config = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
+    except OSError:
+        return None
+    algo = config.get("algo") if isinstance(config, dict) else None
+    return str(algo) if algo else None

@@ -1,4 +1,5 @@
-"""The ``textenv`` console script: env commands, reward-model commands, and ``train``/``compare``/``demo``.
+"""The ``textenv`` console script: env commands, reward-model commands, ``train``/``compare``/``demo``, ``sft`` and
+``pipeline``.
 
 This is the composition root: it may import every package (``textenv`` and ``rewards`` do not import
 ``agents``).
@@ -100,6 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     from textenv import cli_label
 
     cli_label.add_commands(sub)
+    from agents import cli_pipeline
+
+    cli_pipeline.add_commands(sub)
 
     p = sub.add_parser("train", help="train one agent (PPO or A2C) on an env")
     _add_run_flags(p, "textenv/Toy-v0")

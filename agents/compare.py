@@ -34,7 +34,7 @@ from textenv.errors import ConfigError
 if TYPE_CHECKING:
     from agents.train import RunResult
 
-__all__ = ["ComparisonResult", "compare", "load_run"]
+__all__ = ["ComparisonResult", "check_algos", "check_budget", "check_seeds", "compare", "load_run"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +65,8 @@ class ComparisonResult:
         return groups
 
 
-def _check_algos(algos: Sequence[str]) -> list[str]:
+def check_algos(algos: Sequence[str]) -> list[str]:
+    """The algorithm names as a list; a ConfigError for an unknown, repeated or missing one."""
     if isinstance(algos, str) or not isinstance(algos, Sequence):
         raise ConfigError(f"algos must be a list of algorithm names such as ['ppo', 'a2c']; got {algos!r}.")
     if not algos:
@@ -81,7 +82,8 @@ def _check_algos(algos: Sequence[str]) -> list[str]:
     return list(algos)
 
 
-def _check_seeds(seeds: int | Sequence[int]) -> list[int]:
+def check_seeds(seeds: int | Sequence[int]) -> list[int]:
+    """The seeds as a list (a count n means 0..n−1); a ConfigError for a bad count or seed."""
     if isinstance(seeds, (int, np.integer)) and not isinstance(seeds, bool):
         if seeds < 1:
             raise ConfigError(f"seeds must be ≥ 1 (the number of seeds, run as 0..seeds−1); got {seeds}.")
@@ -96,7 +98,8 @@ def _check_seeds(seeds: int | Sequence[int]) -> list[int]:
     return [int(s) for s in seeds]
 
 
-def _check_budget(budget_tokens: int) -> int:
+def check_budget(budget_tokens: int) -> int:
+    """The token budget as an int; a ConfigError unless it is an integer ≥ 1."""
     if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, (int, np.integer)) or budget_tokens < 1:
         raise ConfigError(f"budget_tokens must be an integer ≥ 1 (tokens per run); got {budget_tokens!r}.")
     return int(budget_tokens)
@@ -216,9 +219,9 @@ def compare(
         ConfigError: A bad algorithm, seed, budget or config field — raised before any training starts.
         KeyboardInterrupt: On Ctrl-C, after writing the report of the runs finished so far.
     """
-    names = _check_algos(algos)
-    seed_list = _check_seeds(seeds)
-    budget = _check_budget(budget_tokens)
+    names = check_algos(algos)
+    seed_list = check_seeds(seeds)
+    budget = check_budget(budget_tokens)
     extra = dict(overrides or {})
     fixed = sorted(set(extra) & set(_FIXED_FIELDS))
     if fixed:

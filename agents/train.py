@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,7 @@ from agents.config import TrainConfig
 from agents.io import atomic_write_text
 from agents.policy import LMPolicy
 from textenv.errors import ConfigError
+from textenv.prompts import Prompt
 from textenv.vector import TextVecEnv, make_vec_env
 
 __all__ = ["RunResult", "evaluate", "make_agent", "train"]
@@ -102,28 +103,81 @@ def make_agent(config: TrainConfig, env: TextVecEnv | None = None) -> BaseAlgori
     raise ConfigError(f"Unknown algorithm {config.algo!r}; use 'ppo' or 'a2c'.")
 
 
-def evaluate(model: BaseAlgorithm, config: TrainConfig, n_episodes: int) -> dict[str, Any]:
-    """Sample ``n_episodes`` completions of fixed prompts with the current policy; mean score, KL and samples.
+def evaluate(
+    model: BaseAlgorithm | LMPolicy,
+    config: TrainConfig,
+    n_episodes: int,
+    *,
+    prompts: Sequence[Prompt | str] | None = None,
+) -> dict[str, Any]:
+    """Sample completions with the current policy; their mean score and KL, and the samples themselves.
 
     Uses its own envs (seeded apart from training) and a forked torch RNG, so it does not disturb the run.
+
+    Args:
+        model: A PPO/A2C model with an :class:`LMPolicy`, or the policy itself.
+        config: The run's config: its env, env overrides and seed.
+        n_episodes: Episodes to sample, each from a prompt the env draws (ignored when ``prompts`` is given).
+        prompts: Complete exactly these prompts (texts or :class:`~textenv.prompts.Prompt` records, whose meta
+            reaches the reward), once each and in this order (repeat a prompt for several samples);
+            ``samples[i]`` is then the completion of ``prompts[i]``.
+
+    Returns:
+        ``rm_score`` and ``kl`` (means over episodes) and ``samples``: per episode the ``prompt``,
+        ``completion``, ``rm_score``, ``kl_sum``, ``n_tokens`` (completion tokens) and ``ref_logprob`` (their
+        summed log-probability under the reference model, for perplexity).
     """
-    n_envs = min(n_episodes, 8)
+    policy: LMPolicy = model.policy if isinstance(model, BaseAlgorithm) else model  # type: ignore[assignment]
+    queue = [p if isinstance(p, Prompt) else Prompt(p) for p in prompts] if prompts is not None else None
+    n = len(queue) if queue is not None else n_episodes
+    if n < 1:
+        raise ConfigError(f"evaluate needs at least one episode; got {n}.")
+    n_envs = min(n, 8)
     env = make_vec_env(config.env, n_envs, seed=config.seed + 100_000, monitor=False, **env_kwargs(config))
-    episodes: list[dict[str, Any]] = []
-    model.policy.set_training_mode(False)
+    episodes: list[dict[str, Any] | None] = [None] * n
+    filled = 0
+    ref_sums = np.zeros(n_envs)
+    slots = list(range(n_envs))  # the episode each row is writing (-1: idle)
+    policy.set_training_mode(False)
     with torch.random.fork_rng(), torch.no_grad():
         torch.manual_seed(config.seed + 100_000)
         obs = env.reset()
-        while len(episodes) < n_episodes:
-            actions, _, _ = model.policy(model.policy.obs_to_tensor(obs)[0])  # type: ignore[arg-type]
+        if queue is not None:
+            for row in range(n_envs):
+                _start(env, obs, row, queue[row])
+        next_episode = n_envs
+        while filled < n:
+            actions, _, _ = policy(policy.obs_to_tensor(obs)[0])  # type: ignore[arg-type]
             obs, _, dones, infos = env.step(actions.cpu().numpy())
-            for done, info in zip(dones, infos, strict=True):
-                if done and len(episodes) < n_episodes:
-                    episodes.append({k: info[k] for k in ("prompt", "completion", "rm_score", "kl_sum")})
+            for row, (done, info) in enumerate(zip(dones, infos, strict=True)):
+                ref_sums[row] += info["ref_logprob"]
+                if not done:
+                    continue
+                record = {k: info[k] for k in ("prompt", "completion", "rm_score", "kl_sum", "n_tokens")}
+                record["ref_logprob"] = float(ref_sums[row])
+                ref_sums[row] = 0.0
+                if slots[row] >= 0:
+                    episodes[slots[row]] = record
+                    filled += 1
+                if next_episode < n:
+                    slots[row] = next_episode
+                    if queue is not None:
+                        _start(env, obs, row, queue[next_episode])
+                    next_episode += 1
+                else:
+                    slots[row] = -1
     env.close()
-    scores = np.array([e["rm_score"] for e in episodes])
-    kls = np.array([e["kl_sum"] for e in episodes])
-    return {"rm_score": float(scores.mean()), "kl": float(kls.mean()), "samples": episodes}
+    done_episodes = [e for e in episodes if e is not None]
+    scores = np.array([e["rm_score"] for e in done_episodes])
+    kls = np.array([e["kl_sum"] for e in done_episodes])
+    return {"rm_score": float(scores.mean()), "kl": float(kls.mean()), "samples": done_episodes}
+
+
+def _start(env: TextVecEnv, obs: Any, row: int, prompt: Prompt) -> None:
+    """Begin an episode of ``prompt`` in sub-env ``row``, writing its first observation into ``obs``."""
+    first, _ = env.envs[row].reset(options={"prompt": prompt.text, "meta": dict(prompt.meta)})
+    for key, value in first.items():
+        obs[key][row] = value
 
 
 def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, progress: bool = True) -> RunResult:

@@ -98,6 +98,18 @@ def smollm2_dir() -> Path:
     return folder
 
 
+@pytest.fixture
+def restore_shared_models():
+    """Forget the models that a test's envs loaded into the process-wide cache (other tests' policies find their
+    model there when it is the only one of its vocabulary size)."""
+    from textenv.env import _SHARED_MODELS
+
+    before = set(_SHARED_MODELS)
+    yield
+    for key in set(_SHARED_MODELS) - before:
+        del _SHARED_MODELS[key]
+
+
 @pytest.fixture(autouse=True)
 def _clear_logprob_board():
     """The log-prob board is process-wide: no test may see another test's post."""

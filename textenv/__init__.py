@@ -1,8 +1,8 @@
 """textenv: a language model's context window as a Gymnasium environment.
 
 ``import textenv`` registers the env ids (``textenv/TextGen-v0``, ``textenv/Sentiment-v0``,
-``textenv/Toy-v0``)
-with Gymnasium and stays light: torch and transformers load only when an env is built.
+``textenv/Summarize-v0``, ``textenv/Toy-v0``) with Gymnasium and stays light: torch and transformers load only
+when an env is built.
 """
 
 from __future__ import annotations

@@ -7,11 +7,13 @@ subprocess workers of a vector env by pickling.
 
 Accepted formats, all resolved by :func:`load_prompts`:
 
-* ``"builtin:review_openings"``, ``"builtin:review_verdicts"`` and ``"builtin:toy"``: the sets packaged in
-  ``textenv/data``. The first holds neutral openings of film, product and restaurant reviews (the continuation
-  decides the sentiment); the second holds review sentences cut just before the verdict ("The acting in this
-  film was"), so that the first few tokens decide the sentiment (the main job uses it: short completions learn
-  fast on a CPU); the third holds short prompts written only in the toy tokenizer's words.
+* ``"builtin:review_openings"``, ``"builtin:review_verdicts"``, ``"builtin:toy"`` and ``"builtin:tldr_posts"``:
+  the sets packaged in ``textenv/data``. The first holds neutral openings of film, product and restaurant reviews
+  (the continuation decides the sentiment); the second holds review sentences cut just before the verdict ("The
+  acting in this film was"), so that the first few tokens decide the sentiment (the main job uses it: short
+  completions learn fast on a CPU); the third holds short prompts written only in the toy tokenizer's words; the
+  fourth holds short everyday posts ending in ``"TL;DR:"``, each with a ``reference`` summary (written for
+  textenv; the prompts of ``textenv/Summarize-v0``).
 * JSON Lines (``.jsonl``, ``.json-lines``, ``.ndjson``): one JSON object per line, such as
   ``{"prompt": "The plot of this movie", "reference": "..."}``. A line may also be a bare JSON string,
   which is the prompt itself. Blank lines are skipped.
@@ -65,6 +67,7 @@ BUILTIN_PROMPT_SETS: Mapping[str, str] = {
     "builtin:review_openings": "review_openings.jsonl",
     "builtin:review_verdicts": "review_verdicts.jsonl",
     "builtin:toy": "toy_prompts.jsonl",
+    "builtin:tldr_posts": "tldr_posts.jsonl",
 }
 
 #: File suffixes read as JSON Lines.
@@ -409,7 +412,7 @@ def load_prompts(spec: PromptSpec, field: str = "prompt", split: str | None = No
     Resolution, in order:
 
     1. a :class:`PromptSource` is returned as it is (``field`` and ``split`` are ignored);
-    2. ``"builtin:<name>"`` loads a set packaged with textenv (see :data:`BUILTIN_PROMPT_SETS`);
+    2. ``"builtin:<name>"`` (a key of :data:`BUILTIN_PROMPT_SETS`) loads a set packaged with textenv;
     3. an existing file ending in ``.jsonl``/``.json-lines``/``.ndjson`` is read as JSON Lines, one ending in
        ``.csv`` as CSV (a missing file with one of these suffixes is reported as missing);
     4. an existing folder is read as a saved Hugging Face dataset;

@@ -1,7 +1,8 @@
 """The table of textenv's env ids, registered with Gymnasium's own machinery.
 
-Every id builds :class:`textenv.env.TextGenEnv`; the table only sets its defaults, and any keyword given to
-``gym.make(id, **kwargs)`` overrides them. Entry points are strings, so registering imports no torch.
+Every id builds :class:`textenv.env.TextGenEnv` (``textenv/Summarize-v0`` a subclass of it that picks its reward);
+the table only sets its defaults, and any keyword given to ``gym.make(id, **kwargs)`` overrides them. Entry points
+are strings, so registering imports no torch.
 """
 
 from __future__ import annotations
@@ -44,7 +45,13 @@ ENV_IDS: dict[str, dict[str, Any]] = {
         "max_new_tokens": 8,
         "kl_coef": 0.02,
     },
+    # Summarise a short post ending in "TL;DR:": a learned reward model (reward_model=...) or ROUGE against the
+    # prompts' references (the builtin posts have them). Defaults are SummarizeEnv's own.
+    "textenv/Summarize-v0": {},
 }
+
+# Ids whose entry point is not TextGenEnv itself.
+_ENTRY_POINTS: dict[str, str] = {"textenv/Summarize-v0": "textenv.summarize:SummarizeEnv"}
 
 
 def register_envs() -> None:
@@ -53,7 +60,8 @@ def register_envs() -> None:
         if env_id in gym.registry:
             continue
         # order_enforce=False: the env raises its own typed ResetNeededError with a fix in the message.
-        gym.register(id=env_id, entry_point=_ENTRY_POINT, kwargs=dict(kwargs), order_enforce=False)
+        entry_point = _ENTRY_POINTS.get(env_id, _ENTRY_POINT)
+        gym.register(id=env_id, entry_point=entry_point, kwargs=dict(kwargs), order_enforce=False)
 
 
 def env_ids() -> list[str]:

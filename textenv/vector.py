@@ -84,9 +84,14 @@ def make_vec_env(
     reward_fn = first.unwrapped.reward_fn  # type: ignore[attr-defined]
     kl_controller = first.unwrapped.kl_controller  # type: ignore[attr-defined]
 
+    # The others get the first one's reward object at construction, so a learned reward model is loaded once,
+    # not once per sub-env.
+    shared = {k: v for k, v in kwargs.items() if k != "reward_model"}
+    shared.update(reward=reward_fn, reward_kwargs=None)
+
     def build(i: int) -> Callable[[], gym.Env[Any, Any]]:
         def thunk() -> gym.Env[Any, Any]:
-            env = first if i == 0 else make(env_id, **kwargs)
+            env = first if i == 0 else make(env_id, **shared)
             env.unwrapped.reward_fn = reward_fn  # type: ignore[attr-defined]
             env.unwrapped.kl_controller = kl_controller  # type: ignore[attr-defined]
             return Monitor(env) if monitor else env

@@ -26,16 +26,23 @@ def id_kwargs(tiny_lm_dir, tiny_gpt2_bpe_dir):
             "reward_kwargs": {"target": 4},
             "max_new_tokens": 6,
         },
+        "textenv/Summarize-v0": {"model": str(tiny_gpt2_bpe_dir), "max_new_tokens": 6},
     }
 
 
-def test_the_table_holds_the_three_ids():
-    assert textenv.env_ids() == ["textenv/Sentiment-v0", "textenv/TextGen-v0", "textenv/Toy-v0"]
+def test_the_table_holds_the_four_ids():
+    from gymnasium.envs.registration import load_env_creator
+
+    from textenv.env import TextGenEnv
+
+    assert textenv.env_ids() == ["textenv/Sentiment-v0", "textenv/Summarize-v0", "textenv/TextGen-v0", "textenv/Toy-v0"]
     for env_id in textenv.env_ids():
-        assert gym.spec(env_id).entry_point == "textenv.env:TextGenEnv"
+        assert issubclass(load_env_creator(gym.spec(env_id).entry_point), TextGenEnv)
 
 
-@pytest.mark.parametrize("env_id", ["textenv/Toy-v0", "textenv/Sentiment-v0", "textenv/TextGen-v0"])
+@pytest.mark.parametrize(
+    "env_id", ["textenv/Toy-v0", "textenv/Sentiment-v0", "textenv/TextGen-v0", "textenv/Summarize-v0"]
+)
 def test_registered_ids_pass_check_text_env(env_id, id_kwargs):
     report = check_text_env(gym.make(env_id, **id_kwargs[env_id]))
     assert len(report.checks) == 5

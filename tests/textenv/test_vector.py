@@ -86,3 +86,18 @@ def test_the_parts_of_a_weighted_sum_reach_the_info():
         assert set(info["rm_parts"]) >= {"length", "kw"}
         parts = info["rm_parts"]
         assert info["rm_score"] == pytest.approx(0.5 * parts["length"] + parts["kw"])
+
+
+def test_a_reward_given_by_name_is_built_once_for_all_sub_envs():
+    import rewards
+
+    builds: list[dict] = []
+
+    def factory(**kwargs):
+        builds.append(kwargs)
+        return CountingReward()
+
+    rewards.register("test_vector_counted_builds", factory, overwrite=True)
+    vec = make_vec_env("textenv/Toy-v0", n_envs=3, reward="test_vector_counted_builds", reward_kwargs={"unused": 1})
+    assert builds == [{"unused": 1}]
+    assert len({id(env.unwrapped.reward_fn) for env in vec.envs}) == 1
