@@ -50,8 +50,9 @@ __all__ = ["Estimate", "RunMetrics", "SummaryRow", "run_metrics", "summarize", "
 
 #: Share of a run's rollouts, at its end, that the final reward and KL average over.
 FINAL_WINDOW = 0.25
-#: Floor of the KL in the reward-gain-per-KL ratio, so a run that never moved does not divide by zero.
-KL_FLOOR = 1e-8
+#: Floor of the KL in the reward-gain-per-KL ratio (nats): a run that barely moved, or whose sampled KL estimate
+#: came out at or below zero, is divided by this instead of by a near-zero number.
+KL_FLOOR = 0.01
 CONFIDENCE = 0.95
 
 _X = "time/total_tokens"
