@@ -14,7 +14,6 @@ from textenv.kv_cache import WindowKVCache
 from textenv.sampler import position_ids
 from textenv.vector import make_vec_env
 
-
 # The toy env's model is named: other tests of the process load other models with the same vocabulary size, so
 # the policy could not tell which of them the env uses.
 TOY = {"model": "textenv/toy-gpt2"}
