@@ -27,6 +27,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
+from agents.distribution import TokenDistribution
 from textenv.errors import ConfigError
 from textenv.kl import clear_posted_logprobs, post_logprobs
 from textenv.kv_cache import WindowKVCache, forward_windows
@@ -115,7 +116,7 @@ class LMPolicy(ActorCriticPolicy):
         nn.init.normal_(self.value_head.weight, std=1.0 / np.sqrt(hidden + 1))
         nn.init.zeros_(self.value_head.bias)
         self.value_head.to(dtype=next(self.lm.parameters()).dtype)
-        self.action_dist = CategoricalDistribution(int(self.action_space.n))  # type: ignore[attr-defined]
+        self.action_dist = TokenDistribution(int(self.action_space.n))  # type: ignore[attr-defined]
         self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
