@@ -50,6 +50,21 @@ def forward_windows(model: Any, ids: torch.Tensor, mask: torch.Tensor, *, use_ca
     )
 
 
+def _step_mask(model: Any, mask: torch.Tensor) -> torch.Tensor:
+    """The attention mask of a one-token step: built here as SDPA's boolean 4-D mask when the model uses SDPA.
+
+    A single query token at the end of the window may attend to every unpadded column, so the mask is just the
+    padding mask; building it here skips transformers' general mask construction, a noticeable share of a small
+    model's step. Models with sliding-window layers, or another attention implementation, get the 2-D mask.
+    """
+    config = model.config
+    if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "sliding_window", None) is not None:
+        return mask
+    if any("sliding" in str(kind) for kind in getattr(config, "layer_types", None) or ()):
+        return mask
+    return mask[:, None, None, :].bool()
+
+
 class _ViewLayer(DynamicLayer):
     """One layer's cache: columns ``[start, end)`` of preallocated key and value buffers, appended in place."""
 
@@ -114,7 +129,7 @@ class WindowKVCache:
         past = Cache(layers=[_ViewLayer(k, v, start, end) for k, v in zip(self._keys, self._values, strict=True)])
         out = model(
             input_ids=ids[:, -1:],
-            attention_mask=mask,
+            attention_mask=_step_mask(model, mask),
             position_ids=position_ids(mask)[:, -1:],
             past_key_values=past,
             use_cache=True,
