@@ -33,7 +33,7 @@ def run_grpo(
     folder: str, prompts: list[str], reward: Callable[..., list[float]], *, batch: int, new_tokens: int, runs: int,
     kl_coef: float = 0.05, seed: int = 0,
 ) -> dict[str, Any]:  # fmt: skip
-    """Train ``1 + runs`` steps; the first is the warm-up. Returns seconds and completion tokens of each run."""
+    """Train ``1 + runs`` steps; the first is the warm-up. Returns wall and CPU seconds and tokens of each run."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from datasets import Dataset
@@ -47,14 +47,14 @@ def run_grpo(
         return reward(prompts, completions, **meta)
 
     counted.__name__ = "distinct_words"
-    ends: list[float] = []
+    ends: list[tuple[float, float]] = []
 
     class StepClock(TrainerCallback):  # type: ignore[misc]
         def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            ends.append(time.perf_counter())
+            ends.append((time.perf_counter(), time.process_time()))
 
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-            ends.append(time.perf_counter())
+            ends.append((time.perf_counter(), time.process_time()))
 
     with tempfile.TemporaryDirectory() as out:
         config = GRPOConfig(
@@ -84,9 +84,14 @@ def run_grpo(
                               train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tokenizer,
                               callbacks=[StepClock()])  # fmt: skip
         trainer.train()
-        seconds = [b - a for a, b in itertools.pairwise(ends[1:])]
+        steps = list(itertools.pairwise(ends[1:]))  # from the end of the warm-up step on
         memory = _state_bytes(trainer)
-    return {"seconds": seconds, "tokens": tokens[1 : 1 + len(seconds)], "memory": memory}
+    return {
+        "seconds": [b[0] - a[0] for a, b in steps],
+        "cpu_seconds": [b[1] - a[1] for a, b in steps],
+        "tokens": tokens[1 : 1 + len(steps)],
+        "memory": memory,
+    }
 
 
 def _state_bytes(trainer: Any) -> dict[str, int]:

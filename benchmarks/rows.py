@@ -2,7 +2,8 @@
 
 A *run* is one batch of episodes: every one of the ``batch`` envs (or sequences) completes one episode of
 ``new_tokens`` tokens, so its wall time is the time per episode and ``batch * new_tokens / seconds`` its rate in
-generated tokens per second. Row C is the exception: its cost per step does not depend on the step (it
+generated tokens per second. The process's CPU time is recorded next to the wall time: with one thread it is the
+work done, and it barely moves when other processes share the machine (wall time does). Row C is the exception: its cost per step does not depend on the step (it
 recomputes the fixed window every time), so a run covers a quarter of an episode to keep the suite short.
 
 - ``A``: ``model.generate(do_sample=True, use_cache=True)``, the ceiling for rollouts;
@@ -44,14 +45,14 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     runs = int(spec["runs"])
     result: dict[str, Any] = {}
     if row == "A":
-        seconds, tokens = _repeat(_generate(*args), runs)
+        seconds, cpu, tokens = _repeat(_generate(*args), runs)
     elif row == "B":
-        seconds, tokens = _repeat(_rollout(*args), runs)
+        seconds, cpu, tokens = _repeat(_rollout(*args), runs)
     elif row == "C":
-        seconds, tokens = _repeat(_naive_learn(*args), runs)
+        seconds, cpu, tokens = _repeat(_naive_learn(*args), runs)
     elif row in ("D_ppo1", "D_ppo", "D_a2c"):
         run, state = _learn(*args, row)
-        seconds, tokens = _repeat(run, runs)
+        seconds, cpu, tokens = _repeat(run, runs)
         result["memory"] = state()
     elif row == "E":
         from benchmarks.grpo import run_grpo
@@ -59,16 +60,20 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         folder, prompts, batch, new_tokens, _ = args
         out = run_grpo(folder, prompts, distinct_words, batch=batch, new_tokens=new_tokens, runs=runs,
                        kl_coef=KL_COEF)  # fmt: skip
-        seconds, tokens = out["seconds"], out["tokens"]
+        seconds, cpu, tokens = out["seconds"], out["cpu_seconds"], out["tokens"]
         result["memory"] = out["memory"]
     else:
         raise ValueError(f"Unknown row {row!r}; use one of {ROWS}.")
     rates = [n / s for n, s in zip(tokens, seconds, strict=True)]
+    cpu_rates = [n / s for n, s in zip(tokens, cpu, strict=True)]
     result.update(
         tokens_per_s=_median(rates),
         rates=rates,
         seconds=seconds,
         seconds_per_run=_median(seconds),
+        cpu_tokens_per_s=_median(cpu_rates),
+        cpu_seconds=cpu,
+        cpu_seconds_per_run=_median(cpu),
         tokens_per_run=tokens[0],
         baseline_rss_mb=baseline,
         peak_rss_mb=peak_rss_mb(),
@@ -88,15 +93,17 @@ def _median(values: list[float]) -> float:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2
 
 
-def _repeat(run: Callable[[], int], runs: int) -> tuple[list[float], list[int]]:
+def _repeat(run: Callable[[], int], runs: int) -> tuple[list[float], list[float], list[int]]:
+    """Wall and CPU seconds and tokens of each of ``runs`` runs after a warm-up."""
     run()  # warm-up
-    seconds, tokens = [], []
+    seconds, cpu, tokens = [], [], []
     for _ in range(runs):
-        start = time.perf_counter()
+        start, start_cpu = time.perf_counter(), time.process_time()
         n = run()
         seconds.append(time.perf_counter() - start)
+        cpu.append(time.process_time() - start_cpu)
         tokens.append(n)
-    return seconds, tokens
+    return seconds, cpu, tokens
 
 
 def _generate(folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int) -> Callable[[], int]:
