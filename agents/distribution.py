@@ -50,7 +50,7 @@ def _below(value: torch.Tensor, total: torch.Tensor) -> torch.Tensor:
 class TokenDistribution(CategoricalDistribution):
     """A ``CategoricalDistribution`` whose ``sample`` inverts the CDF and whose ``mode`` is the logits' argmax."""
 
-    def proba_distribution(self, action_logits: torch.Tensor) -> TokenDistribution:  # type: ignore[override]
+    def proba_distribution(self, action_logits: torch.Tensor) -> TokenDistribution:
         self.distribution = Categorical(logits=action_logits, validate_args=False)
         return self
 

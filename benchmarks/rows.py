@@ -2,9 +2,10 @@
 
 A *run* is one batch of episodes: every one of the ``batch`` envs (or sequences) completes one episode of
 ``new_tokens`` tokens, so its wall time is the time per episode and ``batch * new_tokens / seconds`` its rate in
-generated tokens per second. The process's CPU time is recorded next to the wall time: with one thread it is the
-work done, and it barely moves when other processes share the machine (wall time does). Row C is the exception: its cost per step does not depend on the step (it
-recomputes the fixed window every time), so a run covers a quarter of an episode to keep the suite short.
+generated tokens per second. Row C is the exception: its cost per step does not depend on the step (it
+recomputes the fixed window every time), so a run covers a quarter of an episode to keep the suite short. The
+process's CPU time is recorded next to the wall time: with one thread it is the work done, and it moves less
+than wall time when other processes share the machine.
 
 - ``A``: ``model.generate(do_sample=True, use_cache=True)``, the ceiling for rollouts;
 - ``B``: textenv's vector env driven by ``LMPolicy``, reference model and KL on, the cheap reward;

@@ -55,7 +55,8 @@ def test_repeated_windows_are_served_from_the_cache(tiny_lm_dir):
     first = cache(model, ids, mask)
     again = cache(model, ids.clone(), mask.clone())
     assert again[0] is first[0]
-    assert cache.n_recomputed == 2 and cache.n_incremental == 0
+    assert cache.n_recomputed == 2
+    assert cache.n_incremental == 0
 
 
 def test_content_start_is_the_first_column_with_a_token():
