@@ -140,3 +140,10 @@ def test_sb3_predict_works():
     actions, _ = model.predict(obs, deterministic=True)
     assert actions.shape == (2,)
     assert np.issubdtype(actions.dtype, np.integer)
+
+
+def test_adam_runs_its_fused_kernel_unless_told_otherwise():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=1)
+    assert _ppo(vec).policy.optimizer.defaults["fused"] is True
+    chosen = _ppo(vec, policy_kwargs={"optimizer_kwargs": {"foreach": False}})
+    assert not chosen.policy.optimizer.defaults["fused"]
