@@ -129,7 +129,8 @@ def _plan(args: argparse.Namespace) -> list[dict[str, Any]]:
             for row in model_rows:
                 if row != "F":
                     add(row, model, batch, args.new_tokens)
-        if "F" in model_rows:
+        # F, the scaling in the completion length, on the model the targets are set on (small, else the first).
+        if "F" in model_rows and model == ("small" if "small" in models else models[0]):
             f_batch = 8 if 8 in model_batches else model_batches[0]
             for factor in (2, 4):
                 for row in ("B", "D_ppo1"):
