@@ -48,5 +48,10 @@ lint: $(STAMP)
 test: lint browser
 	$(BIN)/python -m pytest
 
+# The performance suite (about 20 minutes on 2 cores; results in runs/benchmarks/, see BENCHMARKS.md).
+bench: $(STAMP)
+	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/python -m benchmarks.run
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -150,8 +150,10 @@ class LogProbMessage:
 
     def row(self, window: np.ndarray, action: int) -> int | None:
         """The index of the row whose window and action are ``window`` and ``action``, or ``None``."""
-        rows = np.flatnonzero((self.actions == action) & (self.input_ids == window).all(axis=1))
-        return int(rows[0]) if rows.size else None
+        for row in np.flatnonzero(self.actions == action):  # few rows share the action: compare only their windows
+            if np.array_equal(self.input_ids[row], window):
+                return int(row)
+        return None
 
 
 _board: list[LogProbMessage | None] = [None]

@@ -3,10 +3,16 @@
 Between two steps of an episode the window shifts left by one column and the new token enters on the right.
 The leftmost column at observation time is always padding (the window holds ``max_prompt_tokens +
 max_new_tokens`` columns and the context at most one fewer), so dropping the cache's first column and
-appending
-the new token's keys and values keeps the cache aligned with the window. A row whose window is not the cached
-one shifted by one token (a new episode, another env order, a restored run) is recomputed from its whole
+appending the new token's keys and values keeps the cache aligned with the window. A row whose window is not the
+cached one shifted by one token (a new episode, another env order, a restored run) is recomputed from its whole
 window; correctness never depends on the cache.
+
+Speed: the keys and values live in preallocated buffers twice the window wide, and the cache is a *view* of
+``W`` consecutive columns of them. A step moves the view one column to the right and writes the new token's
+keys and values in place, so nothing is copied per step (a ``DynamicCache`` rebuilt from sliced tensors copies
+the whole cache twice per step); once the view reaches the end of the buffer it is copied back to the start,
+once every ``W`` steps. Full forwards skip the leading columns that are padding in every row (at the start of an
+episode, half the window): padded columns are masked out, so leaving them out changes nothing but the cost.
 """
 
 from __future__ import annotations
@@ -14,30 +20,29 @@ from __future__ import annotations
 from typing import Any
 
 import torch
-from torch.nn import functional
-from transformers import DynamicCache
+from transformers.cache_utils import Cache, DynamicLayer
 
 from textenv.sampler import position_ids
 
-__all__ = ["WindowKVCache", "first_real_column", "forward_windows"]
+__all__ = ["WindowKVCache", "content_start", "forward_windows"]
 
 
-def first_real_column(mask: torch.Tensor) -> int:
-    """The first column of a batch of left-padded windows where any row has a real token (0 if none)."""
-    occupied = mask.bool().any(0)
-    return int(occupied.long().argmax()) if bool(occupied.any()) else 0
+def content_start(mask: torch.Tensor) -> int:
+    """The first column of a batch of left-padded windows that is not padding in every row."""
+    filled = mask.any(0).nonzero()
+    return int(filled[0]) if filled.numel() else mask.shape[-1] - 1
 
 
 def forward_windows(model: Any, ids: torch.Tensor, mask: torch.Tensor, *, use_cache: bool = False) -> Any:
     """One forward pass over left-padded windows, with positions from the mask and every layer's hidden states.
 
-    Columns that are padding in every row are not computed: the pass starts at :func:`first_real_column`, so
-    ``hidden_states`` (and the cache) cover the last ``W - first_real_column(mask)`` columns only. Padding
-    contributes nothing to a causal LM's outputs under its attention mask, so results are those of the whole
-    window. Only the last position's logits are computed (``logits_to_keep=1``); callers that need other
-    positions apply the output embeddings to ``hidden_states[-1]`` themselves.
+    Columns that are padding in every row are not computed: the pass starts at :func:`content_start`, so
+    ``hidden_states`` (and the cache) cover the last ``W - content_start(mask)`` columns only. Padding contributes
+    nothing to a causal LM's outputs under its attention mask, so results are those of the whole window. Only
+    the last position's logits are computed (``logits_to_keep=1``); callers that need other positions apply the
+    output embeddings to ``hidden_states[-1]`` themselves.
     """
-    start = first_real_column(mask)
+    start = content_start(mask)
     ids, mask = ids[:, start:], mask[:, start:]
     return model(
         input_ids=ids,
@@ -47,6 +52,42 @@ def forward_windows(model: Any, ids: torch.Tensor, mask: torch.Tensor, *, use_ca
         output_hidden_states=True,
         logits_to_keep=1,
     )
+
+
+def _step_mask(model: Any, mask: torch.Tensor) -> torch.Tensor:
+    """The attention mask of a one-token step: built here as SDPA's boolean 4-D mask when the model uses SDPA.
+
+    A single query token at the end of the window may attend to every unpadded column, so the mask is just the
+    padding mask; building it here skips transformers' general mask construction, a noticeable share of a small
+    model's step. Models with sliding-window layers, or another attention implementation, get the 2-D mask.
+    """
+    config = model.config
+    if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "sliding_window", None) is not None:
+        return mask
+    if any("sliding" in str(kind) for kind in getattr(config, "layer_types", None) or ()):
+        return mask
+    return mask[:, None, None, :].bool()
+
+
+class _ViewLayer(DynamicLayer):
+    """One layer's cache: columns ``[start, end)`` of preallocated key and value buffers, appended in place."""
+
+    def __init__(self, keys: torch.Tensor, values: torch.Tensor, start: int, end: int) -> None:
+        super().__init__()
+        self._kbuf, self._vbuf, self._start, self._end = keys, values, start, end
+        self.keys, self.values = keys[:, :, start:end], values[:, :, start:end]
+        self.dtype, self.device = keys.dtype, keys.device
+        self.is_initialized = True
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self._end + key_states.shape[-2]
+        self._kbuf[:, :, self._end : end] = key_states
+        self._vbuf[:, :, self._end : end] = value_states
+        self._end = end
+        self.keys, self.values = self._kbuf[:, :, self._start : end], self._vbuf[:, :, self._start : end]
+        return self.keys, self.values
 
 
 class WindowKVCache:
@@ -65,14 +106,16 @@ class WindowKVCache:
         """Forget everything (call when the model's weights change)."""
         self._ids: torch.Tensor | None = None
         self._mask: torch.Tensor | None = None
-        self._kv: list[tuple[torch.Tensor, torch.Tensor]] = []
+        self._keys: list[torch.Tensor] = []
+        self._values: list[torch.Tensor] = []
+        self._start = 0  # the cache is columns [start, start + W) of every buffer
         self._logits: torch.Tensor | None = None
         self._hidden: torch.Tensor | None = None
 
     @torch.no_grad()
     def __call__(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, hidden)`` at the last column of each window: shapes ``(n, V)`` and ``(n, H)``."""
-        if self._ids is None or self._ids.shape != ids.shape or self._mask is None:
+        if self._ids is None or self._ids.shape != ids.shape or self._mask is None or not self._keys:
             return self._recompute_all(model, ids, mask)
         same = torch.equal(ids, self._ids) and torch.equal(mask, self._mask)
         if same and self._logits is not None and self._hidden is not None:
@@ -85,54 +128,61 @@ class WindowKVCache:
         )
         if not bool(follows.any()):
             return self._recompute_all(model, ids, mask)
-        past = DynamicCache(ddp_cache_data=[(k[:, :, 1:], v[:, :, 1:]) for k, v in self._kv], config=model.config)
+        width = ids.shape[1]
+        start, end = self._slide(width)
+        past = Cache(layers=[_ViewLayer(k, v, start, end) for k, v in zip(self._keys, self._values, strict=True)])
         out = model(
             input_ids=ids[:, -1:],
-            attention_mask=mask,
+            attention_mask=_step_mask(model, mask),
             position_ids=position_ids(mask)[:, -1:],
             past_key_values=past,
             use_cache=True,
             output_hidden_states=True,
         )
-        kv = [(layer.keys, layer.values) for layer in out.past_key_values.layers]
         logits, hidden = out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
         stale = (~follows).nonzero().flatten()
         if stale.numel():
-            r_logits, r_hidden, r_kv = self._forward_full(model, ids[stale], mask[stale])
+            r_logits, r_hidden = self._write_full(model, ids[stale], mask[stale], stale)
             logits[stale], hidden[stale] = r_logits, r_hidden
-            for (k, v), (rk, rv) in zip(kv, r_kv, strict=True):
-                k[stale], v[stale] = rk, rv
         self.n_incremental += int(follows.sum())
         self.n_recomputed += int(stale.numel())
-        self._store(ids, mask, kv, logits, hidden)
+        self._store(ids, mask, logits, hidden)
         return logits, hidden
+
+    def _slide(self, width: int) -> tuple[int, int]:
+        """Drop the view's first column; returns ``(start, end)`` of the ``width - 1`` columns kept."""
+        start = self._start + 1
+        if start + width > self._keys[0].shape[2]:  # no room for the new column: move the view to the front
+            for buf in (*self._keys, *self._values):
+                buf[:, :, : width - 1] = buf[:, :, start : start + width - 1]
+            start = 0
+        self._start = start
+        return start, start + width - 1
 
     def _recompute_all(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        logits, hidden, kv = self._forward_full(model, ids, mask)
+        self._keys, self._values, self._start = [], [], 0
+        logits, hidden = self._write_full(model, ids, mask, None)
         self.n_recomputed += ids.shape[0]
-        self._store(ids, mask, kv, logits, hidden)
+        self._store(ids, mask, logits, hidden)
         return logits, hidden
 
-    @staticmethod
-    def _forward_full(
-        model: Any, ids: torch.Tensor, mask: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, list[tuple[torch.Tensor, torch.Tensor]]]:
-        out = forward_windows(model, ids, mask, use_cache=True)
-        skipped = ids.shape[1] - out.hidden_states[-1].shape[1]
-        # Keys and values of the skipped all-padding columns: zeros, never attended to (their mask is 0).
-        kv = [
-            (functional.pad(layer.keys, (0, 0, skipped, 0)), functional.pad(layer.values, (0, 0, skipped, 0)))
-            for layer in out.past_key_values.layers
-        ]
-        return out.logits[:, -1].float(), out.hidden_states[-1][:, -1], kv
+    def _write_full(
+        self, model: Any, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Run the whole windows of ``rows`` (all rows when ``None``, allocating the buffers) into the cache."""
+        width = ids.shape[1]
+        first = content_start(mask)
+        out = forward_windows(model, ids[:, first:], mask[:, first:], use_cache=True)
+        for i, layer in enumerate(out.past_key_values.layers):
+            for bufs, new in ((self._keys, layer.keys), (self._values, layer.values)):
+                if rows is None:
+                    n, heads, _, dim = new.shape
+                    bufs.append(new.new_zeros(n, heads, 2 * width, dim))
+                    bufs[i][:, :, first:width] = new
+                else:
+                    bufs[i][rows, :, self._start + first : self._start + width] = new
+        return out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
 
-    def _store(
-        self,
-        ids: torch.Tensor,
-        mask: torch.Tensor,
-        kv: list[tuple[torch.Tensor, torch.Tensor]],
-        logits: torch.Tensor,
-        hidden: torch.Tensor,
-    ) -> None:
-        self._ids, self._mask, self._kv = ids.clone(), mask.clone(), kv
+    def _store(self, ids: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor, hidden: torch.Tensor) -> None:
+        self._ids, self._mask = ids.clone(), mask.clone()
         self._logits, self._hidden = logits, hidden

@@ -80,6 +80,7 @@ class BatchedReference:
 
     def __init__(self, model: Any) -> None:
         self.model = model
+        self.device = next(model.parameters()).device
         self.cache = WindowKVCache()
         self._ids: np.ndarray | None = None
         self._result: torch.Tensor | None = None
@@ -89,9 +90,8 @@ class BatchedReference:
         if self._ids is not message.input_ids or self._result is None:
             if message.attention_mask is None:
                 raise ValueError("Batched reference scoring needs the message's attention masks.")
-            device = next(self.model.parameters()).device
-            ids = torch.as_tensor(message.input_ids, device=device)
-            mask = torch.as_tensor(message.attention_mask, device=device)
+            ids = torch.as_tensor(message.input_ids, device=self.device)
+            mask = torch.as_tensor(message.attention_mask, device=self.device)
             logits, _ = self.cache(self.model, ids, mask)
             self._result = torch.log_softmax(logits.float(), dim=-1)
             self._ids = message.input_ids  # held, so its identity names this message

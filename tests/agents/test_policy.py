@@ -14,10 +14,15 @@ from textenv.kv_cache import WindowKVCache
 from textenv.sampler import position_ids
 from textenv.vector import make_vec_env
 
+# The toy env's model is named: other tests of the process load other models with the same vocabulary size, so
+# the policy could not tell which of them the env uses.
+TOY = {"model": "textenv/toy-gpt2"}
+
 
 def _ppo(vec, **kwargs):
     defaults = {"n_steps": 12, "batch_size": 12, "n_epochs": 1, "seed": 0, "device": "cpu"}
     defaults.update(kwargs)
+    defaults["policy_kwargs"] = {**TOY, **defaults.get("policy_kwargs", {})}
     return PPO(LMPolicy, vec, rollout_buffer_class=EpisodeRolloutBuffer, **defaults)
 
 
@@ -121,7 +126,7 @@ def test_policy_options_are_validated():
 def test_a2c_runs_with_the_same_policy_and_buffer():
     vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0)
     model = A2C(LMPolicy, vec, n_steps=8, seed=0, device="cpu", rollout_buffer_class=EpisodeRolloutBuffer,
-                use_rms_prop=False)  # fmt: skip
+                use_rms_prop=False, policy_kwargs=TOY)  # fmt: skip
     before = [p.detach().clone() for p in model.policy.parameters()]
     model.learn(32)
     after = list(model.policy.parameters())
@@ -135,3 +140,10 @@ def test_sb3_predict_works():
     actions, _ = model.predict(obs, deterministic=True)
     assert actions.shape == (2,)
     assert np.issubdtype(actions.dtype, np.integer)
+
+
+def test_adam_runs_its_fused_kernel_unless_told_otherwise():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=1)
+    assert _ppo(vec).policy.optimizer.defaults["fused"] is True
+    chosen = _ppo(vec, policy_kwargs={"optimizer_kwargs": {"foreach": False}})
+    assert not chosen.policy.optimizer.defaults["fused"]

@@ -1,15 +1,71 @@
-"""forward_windows skips all-padding columns without changing any output; the window cache stays aligned."""
+"""WindowKVCache against plain full forward passes: sliding view, stale rows, buffer wrap-around, padding trim."""
 
 from __future__ import annotations
 
+import numpy as np
+import pytest
 import torch
 
-from textenv.kv_cache import WindowKVCache, first_real_column, forward_windows
+from textenv.kv_cache import WindowKVCache, content_start, forward_windows
 from textenv.models import TOY_MODEL, load_model_and_tokenizer
 from textenv.sampler import position_ids
 
+WIDTH = 10
 
-def _windows():
+
+def _windows(contexts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
+    ids = torch.full((len(contexts), WIDTH), pad, dtype=torch.long)
+    mask = torch.zeros((len(contexts), WIDTH), dtype=torch.long)
+    for i, context in enumerate(contexts):
+        ids[i, WIDTH - len(context) :] = torch.tensor(context)
+        mask[i, WIDTH - len(context) :] = 1
+    return ids, mask
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_cache_matches_full_passes_over_many_steps_with_rows_restarting_at_different_times(tiny_lm_dir, attn):
+    model, tok = load_model_and_tokenizer(tiny_lm_dir)
+    model.config._attn_implementation = attn
+    rng = np.random.default_rng(0)
+    # Prompts of different lengths: rows fill their window (and restart) at different steps, so at every step
+    # some rows are extended and others recomputed, and the view slides past the end of its buffer.
+    contexts = [list(rng.integers(3, 60, size=n)) for n in (1, 3, 6)]
+    cache = WindowKVCache()
+    for _ in range(4 * WIDTH):
+        ids, mask = _windows(contexts, tok.pad_token_id)
+        logits, hidden = cache(model, ids, mask)
+        with torch.no_grad():
+            out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), output_hidden_states=True)
+        torch.testing.assert_close(logits, out.logits[:, -1].float(), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(hidden, out.hidden_states[-1][:, -1], atol=1e-5, rtol=1e-5)
+        for context in contexts:
+            if len(context) == WIDTH - 1:  # the window's first column must stay padding: a new episode
+                context[:] = list(rng.integers(3, 60, size=int(rng.integers(1, 5))))
+            else:
+                context.append(int(rng.integers(3, 60)))
+    # more one-token steps than the buffer is wide: the view was moved back to the buffer's start
+    assert cache.n_incremental > 2 * WIDTH
+    assert cache.n_recomputed > len(contexts)
+
+
+def test_repeated_windows_are_served_from_the_cache(tiny_lm_dir):
+    model, tok = load_model_and_tokenizer(tiny_lm_dir)
+    cache = WindowKVCache()
+    ids, mask = _windows([[5, 6], [7]], tok.pad_token_id)
+    first = cache(model, ids, mask)
+    again = cache(model, ids.clone(), mask.clone())
+    assert again[0] is first[0]
+    assert cache.n_recomputed == 2
+    assert cache.n_incremental == 0
+
+
+def test_content_start_is_the_first_column_with_a_token():
+    mask = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 1, 1, 1]])
+    assert content_start(mask) == 2
+    assert content_start(torch.zeros((2, 4), dtype=torch.long)) == 3
+
+
+def _padded_windows():
     torch.manual_seed(0)
     ids = torch.randint(3, 60, (3, 12))
     mask = torch.ones_like(ids)
@@ -17,16 +73,9 @@ def _windows():
     return ids.masked_fill(mask == 0, 0), mask
 
 
-def test_first_real_column():
-    _, mask = _windows()
-    assert first_real_column(mask) == 5
-    assert first_real_column(torch.ones(2, 4, dtype=torch.long)) == 0
-    assert first_real_column(torch.zeros(2, 4, dtype=torch.long)) == 0
-
-
 def test_skipping_padding_columns_changes_no_output():
     model, _ = load_model_and_tokenizer(TOY_MODEL)
-    ids, mask = _windows()
+    ids, mask = _padded_windows()
     with torch.no_grad():
         out = forward_windows(model, ids, mask)
         full = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), output_hidden_states=True)
@@ -37,7 +86,7 @@ def test_skipping_padding_columns_changes_no_output():
 
 def test_the_cache_extends_a_trimmed_window_like_a_fresh_pass():
     model, _ = load_model_and_tokenizer(TOY_MODEL)
-    ids, mask = _windows()
+    ids, mask = _padded_windows()
     cache = WindowKVCache()
     cache(model, ids, mask)
     nxt_ids = torch.cat([ids[:, 1:], torch.tensor([[7], [8], [9]])], 1)
