@@ -4,11 +4,11 @@
     python -m benchmarks.run --quick            # a smoke run: tiny model, a few steps, one run (under a minute)
     python -m benchmarks.run --models small --batches 8 --rows A B D_ppo1 --json out.json
 
-Every row is measured in a fresh subprocess (so each has its own peak memory) with the torch thread count
-fixed, as the median of ``--runs`` runs after a warm-up; see :mod:`benchmarks.rows` for the rows and
-:mod:`benchmarks.fixtures` for the models. ``--quick`` runs all its rows in one subprocess instead (its memory
-figures are then cumulative). The targets of the performance issue are checked on the ``small`` model at batch 8
-and printed under the table; ratios are only meaningful between rows of one run.
+Every row is measured in a fresh subprocess (its own allocator state and peak memory) with the torch thread
+count fixed, as the median of ``--runs`` runs after a warm-up; see :mod:`benchmarks.rows` for the rows and
+:mod:`benchmarks.fixtures` for the models. ``--quick`` runs all its rows in one subprocess instead (on Linux each
+row's peak is still its own: the peak is restarted per row). The targets of the performance issue are checked on
+the ``small`` model at batch 8 and printed under the table; ratios are only meaningful between rows of one run.
 """
 
 from __future__ import annotations
