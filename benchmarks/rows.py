@@ -38,8 +38,8 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
 
     torch.set_num_threads(int(spec["threads"]))
     torch.manual_seed(0)
-    baseline = current_rss_mb()
     peak_reset = reset_peak_rss()  # the peak of this row, not of the imports or of an earlier row
+    baseline = current_rss_mb()
     with open(spec["prompts"], encoding="utf-8") as fh:
         prompts = json.load(fh)
     row = spec["row"]
