@@ -4,11 +4,11 @@
     python -m benchmarks.run --quick            # a smoke run: tiny model, a few steps, one run (under a minute)
     python -m benchmarks.run --models small --batches 8 --rows A B D_ppo1 --json out.json
 
-Every row is measured in a fresh subprocess (so each has its own peak memory) with the torch thread count
-fixed, as the median of ``--runs`` runs after a warm-up; see :mod:`benchmarks.rows` for the rows and
-:mod:`benchmarks.fixtures` for the models. ``--quick`` runs all its rows in one subprocess instead (its memory
-figures are then cumulative). The targets of the performance issue are checked on the ``small`` model at batch 8
-and printed under the table; ratios are only meaningful between rows of one run.
+Every row is measured in a fresh subprocess (its own allocator state and peak memory) with the torch thread
+count fixed, as the median of ``--runs`` runs after a warm-up; see :mod:`benchmarks.rows` for the rows and
+:mod:`benchmarks.fixtures` for the models. ``--quick`` runs all its rows in one subprocess instead (on Linux each
+row's peak is still its own: the peak is restarted per row). The targets of the performance issue are checked on
+the ``small`` model at batch 8 and printed under the table; ratios are only meaningful between rows of one run.
 """
 
 from __future__ import annotations
@@ -46,25 +46,22 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.child:
         return _child(Path(args.child))
+    if args.render:
+        print(format_table(json.loads(Path(args.render).read_text())))
+        return 0
     plan = _plan(args)
     start = time.time()
     meta = _meta(args)
-    cells: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="textenv-bench-") as tmp:
         root = Path(tmp)
         prepared = {m: prepare_model(m, root, args.prompt_tokens) for m in sorted({c["model"] for c in plan})}
-        runnable = []
-        for cell in plan:
-            if cell.get("skipped"):
-                cells.append(cell)
-                continue
+        runnable = [c for c in plan if not c.get("skipped")]
+        for cell in runnable:
             cell.update(prepared[cell["model"]], runs=args.runs, threads=args.threads)
-            runnable.append(cell)
         groups = [runnable] if args.quick else [[c] for c in runnable]
         for group in groups:
             for cell, result in zip(group, _spawn(group, root, args.threads, args.timeout), strict=True):
                 cell.update(result)
-                cells.append(cell)
                 _print_progress(cell)
     meta["wall_s"] = time.time() - start
     meta["load_average_end"] = _loadavg()
@@ -74,13 +71,13 @@ def main(argv: list[str] | None = None) -> int:
         else (plan[0]["model"], plan[0]["batch"])
     )
     meta["targets_at"] = {"model": at[0], "batch": at[1]}
-    report = {"meta": meta, "cells": [_public(c) for c in cells], "targets": targets(cells, *at, args.new_tokens)}
+    meta["new_tokens"] = args.new_tokens
+    report = {"meta": meta, "cells": [_public(c) for c in plan], "targets": targets(plan, *at, args.new_tokens)}
     print()
     print(format_table(report))
     _write_json(Path(args.json), report)
     print(f"\nJSON written to {args.json}")
-    failed = [c for c in cells if c.get("error")]
-    return 1 if failed else 0
+    return 1 if any(c.get("error") for c in plan) else 0
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -96,6 +93,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--threads", type=int, default=1, help="torch (and OpenMP/MKL) threads in every row (default 1)")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a row's subprocess is stopped")
     p.add_argument("--json", default="runs/benchmarks/results.json", help="where to write the results")
+    p.add_argument("--render", metavar="JSON", help="print the tables of a results file written earlier, and exit")
     p.add_argument("--child", help=argparse.SUPPRESS)
     return p
 
@@ -237,20 +235,41 @@ def targets(cells: list[dict[str, Any]], model: str, batch: int, new_tokens: int
 
 
 def format_table(report: dict[str, Any]) -> str:
-    """The results as a Markdown table, then the targets."""
+    """The results as Markdown: tokens/s per setting and row, then every cell in detail, then the targets."""
+    order = {m: i for i, m in enumerate(MODELS)}
+    cells = sorted(report["cells"], key=lambda c: (order.get(c["model"], 99), c["new_tokens"], c["batch"]))
+    settings = list(dict.fromkeys((c["model"], c["batch"], c["new_tokens"]) for c in cells))
+    rows = [r for r in ROWS if any(c["row"] == r for c in cells)]
+
+    def rate(setting: tuple[str, int, int], row: str) -> str:
+        found = [c for c in cells if (c["model"], c["batch"], c["new_tokens"]) == setting and c["row"] == row]
+        if not found:
+            return ""
+        c = found[0]
+        return "–" if c.get("skipped") else "error" if c.get("error") else f"{c['tokens_per_s']:.1f}"
+
     lines = [
+        "Generated tokens/s (median; – = skipped, see below):",
+        "",
+        "| model | batch | new tokens | " + " | ".join(rows) + " |",
+        "|---|---|---|" + "---|" * len(rows),
+    ]
+    for setting in settings:
+        lines.append("| {} | {} | {} | ".format(*setting) + " | ".join(rate(setting, r) for r in rows) + " |")
+    lines += [
+        "",
         "| model | batch | new tokens | row | tokens/s (median) | runs (tokens/s) | s per run | peak RSS above base |",
         "|---|---|---|---|---|---|---|---|",
     ]
-    for c in report["cells"]:
+    for c in cells:
         head = f"| {c['model']} | {c['batch']} | {c['new_tokens']} | {c['row']} |"
         if c.get("skipped"):
             lines.append(f"{head} skipped: {c['skipped']} | | | |")
         elif c.get("error"):
             lines.append(f"{head} error: {c['error'][:100]} | | | |")
         else:
-            rates = ", ".join(f"{r:.1f}" for r in c["rates"])
-            lines.append(f"{head} {c['tokens_per_s']:.1f} | {rates} | {c['seconds_per_run']:.2f} | "
+            runs = ", ".join(f"{r:.1f}" for r in c["rates"])
+            lines.append(f"{head} {c['tokens_per_s']:.1f} | {runs} | {c['seconds_per_run']:.2f} | "
                          f"{c['peak_above_baseline_mb']:.0f} MB |")  # fmt: skip
     lines.append("")
     at = report["meta"]["targets_at"]

@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
-def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict]:
+def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.CompletedProcess[str], dict, Path]:
     out = tmp_path_factory.mktemp("bench") / "results.json"
     proc = subprocess.run(
         [sys.executable, "-m", "benchmarks.run", "--quick", "--json", str(out)],
@@ -26,11 +26,11 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
         timeout=240,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc, json.loads(out.read_text())
+    return proc, json.loads(out.read_text()), out
 
 
 def test_quick_run_prints_the_table_and_the_targets(quick_run):
-    proc, _ = quick_run
+    proc, _, _ = quick_run
     assert "| model | batch | new tokens | row |" in proc.stdout
     assert "| target (tiny, batch 2) | measured | bound | met |" in proc.stdout
     for row in ROWS:
@@ -38,7 +38,7 @@ def test_quick_run_prints_the_table_and_the_targets(quick_run):
 
 
 def test_quick_run_writes_every_row_with_its_rate_and_memory(quick_run):
-    _, report = quick_run
+    _, report, _ = quick_run
     cells = {(c["row"], c["new_tokens"]): c for c in report["cells"]}
     assert set(cells) == {(row, 8) for row in ROWS} | {("B", 16), ("B", 32), ("D_ppo1", 16), ("D_ppo1", 32)}
     for (row, _), cell in cells.items():
@@ -56,6 +56,15 @@ def test_quick_run_writes_every_row_with_its_rate_and_memory(quick_run):
     names = {t["target"] for t in report["targets"]}
     assert {"B / A", "D_ppo1 / E", "D_ppo1 / C"} <= names
     assert report["meta"]["versions"]["torch"]
+
+
+def test_a_results_file_is_rendered_again(quick_run):
+    proc, _, path = quick_run
+    again = subprocess.run([sys.executable, "-m", "benchmarks.run", "--render", str(path)], cwd=ROOT,
+                           capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert again.returncode == 0, again.stderr
+    assert "| model | batch | new tokens | A | B | C | D_ppo1 | D_ppo | D_a2c | E |" in again.stdout
+    assert again.stdout.strip() in proc.stdout
 
 
 def test_an_unknown_row_is_refused():
