@@ -136,16 +136,12 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import rewards
     from textenv.models import load_model_and_tokenizer
-    from textenv.prompts import load_prompts
+    from textenv.prompts import load_prompts, repeat_prompts
 
     reward_kwargs = _json_arg(args.reward_kwargs, "--reward-kwargs") or {}
     reward = rewards.make(args.reward, **reward_kwargs)
     source = load_prompts(args.prompts, field=args.field)
-    records = list(source)[: args.limit] if args.limit else list(source)
-    records = [r for r in records for _ in range(args.repeats)]
-    prompts = [r.text for r in records]
-    shared = set.intersection(*(set(r.meta) for r in records)) if records else set()
-    meta = {key: [r.meta[key] for r in records] for key in sorted(shared)}
+    prompts, meta = repeat_prompts(source, repeats=args.repeats, limit=args.limit)
     model, tokenizer = load_model_and_tokenizer(args.model)
     sampler = rewards.LMPairSampler(
         model,

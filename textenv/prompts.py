@@ -60,6 +60,7 @@ __all__ = [
     "PromptSource",
     "PromptSpec",
     "load_prompts",
+    "repeat_prompts",
 ]
 
 #: Names accepted by :func:`load_prompts` for the prompt sets packaged with textenv, and their files.
@@ -588,3 +589,17 @@ def _is_datasets_object(obj: Any) -> bool:
         kind for kind in (getattr(datasets, attr, None) for attr in _DATASETS_TYPES) if isinstance(kind, type)
     )
     return bool(kinds) and isinstance(obj, kinds)
+
+
+def repeat_prompts(
+    source: PromptSource, *, repeats: int = 1, limit: int | None = None
+) -> tuple[list[str], dict[str, list[Any]]]:
+    """The texts of the first ``limit`` prompts (all when ``None``), each ``repeats`` times in a row.
+
+    Returns the texts and, for every metadata field that all those prompts carry (a ``reference``, say), the
+    per-text values, ready for a reward's ``**meta``.
+    """
+    records = list(source)[:limit] if limit else list(source)
+    records = [r for r in records for _ in range(repeats)]
+    shared = set.intersection(*(set(r.meta) for r in records)) if records else set()
+    return [r.text for r in records], {key: [r.meta[key] for r in records] for key in sorted(shared)}

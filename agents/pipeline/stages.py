@@ -68,15 +68,13 @@ def export_db_preferences(db: str | Path, out: Path) -> None:
 
 def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str, Any]:
     import rewards
+    from textenv.label_tasks import cut_at_stop
     from textenv.models import load_model_and_tokenizer
-    from textenv.prompts import load_prompts
+    from textenv.prompts import load_prompts, repeat_prompts
 
     prefs = config.preferences
     source = load_prompts(config.prompts, field=config.prompt_field)
-    records = list(source)[: prefs.limit] if prefs.limit else list(source)
-    records = [r for r in records for _ in range(prefs.repeats)]
-    shared = set.intersection(*(set(r.meta) for r in records)) if records else set()
-    meta = {key: [r.meta[key] for r in records] for key in sorted(shared)}
+    prompts, meta = repeat_prompts(source, repeats=prefs.repeats, limit=prefs.limit)
     model, tokenizer = load_model_and_tokenizer(start_model(config, ctx))
     sampler = rewards.LMPairSampler(
         model,
@@ -89,26 +87,21 @@ def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str,
         progress=ctx.progress,
     )
 
-    def sample(prompts: Any) -> list[tuple[str, str]]:
-        return [(_cut(a, prefs.stop_strings), _cut(b, prefs.stop_strings)) for a, b in sampler(prompts)]
+    def sample(batch: Any) -> list[tuple[str, str]]:
+        return [(cut_at_stop(a, prefs.stop_strings), cut_at_stop(b, prefs.stop_strings)) for a, b in sampler(batch)]
 
     judge = rewards.make(prefs.reward, **prefs.reward_kwargs)
     result = rewards.simulate_preferences(
-        [r.text for r in records], sample, judge, temperature=prefs.temperature, seed=prefs.seed, meta=meta
+        prompts, sample, judge, temperature=prefs.temperature, seed=prefs.seed, meta=meta
     )
     if not result.pairs:
         raise PipelineError(
-            f"every one of the {len(records)} prompts gave two identical (or empty) completions, so there are no "
+            f"every one of the {len(prompts)} prompts gave two identical (or empty) completions, so there are no "
             "pairs to train on; raise preferences.sample_temperature or preferences.max_new_tokens."
         )
     result.write(out)
     agreement = result.agreement if math.isfinite(result.agreement) else None
     return {"skipped_prompts": result.skipped, "annotator_agreement": agreement}
-
-
-def _cut(text: str, stops: list[str]) -> str:
-    ends = [text.index(s) for s in stops if s in text]
-    return text[: min(ends)] if ends else text
 
 
 def _preferences(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
