@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from transformers.cache_utils import Cache, DynamicLayer
 
+from textenv.packed import packed_linears
 from textenv.sampler import position_ids
 
 __all__ = ["WindowKVCache", "content_start", "forward_windows"]
@@ -114,7 +115,14 @@ class WindowKVCache:
 
     @torch.no_grad()
     def __call__(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(logits, hidden)`` at the last column of each window: shapes ``(n, V)`` and ``(n, H)``."""
+        """``(logits, hidden)`` at the last column of each window: shapes ``(n, V)`` and ``(n, H)``.
+
+        The model's linear layers run on prepacked weights (:func:`textenv.packed.packed_linears`).
+        """
+        with packed_linears(model):
+            return self._serve(model, ids, mask)
+
+    def _serve(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         if self._ids is None or self._ids.shape != ids.shape or self._mask is None or not self._keys:
             return self._recompute_all(model, ids, mask)
         same = torch.equal(ids, self._ids) and torch.equal(mask, self._mask)

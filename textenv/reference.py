@@ -20,6 +20,7 @@ import torch
 
 from textenv.kl import LogProbMessage
 from textenv.kv_cache import WindowKVCache
+from textenv.packed import packed_linears
 
 __all__ = ["BatchedReference", "ReferenceScorer", "batched_reference"]
 
@@ -60,7 +61,8 @@ class ReferenceScorer:
         device = next(self.model.parameters()).device
         ids = torch.tensor([list(tokens)], dtype=torch.long, device=device)
         mask = torch.ones((1, context_length), dtype=torch.long, device=device)
-        return self.model(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=True)
+        with packed_linears(self.model):
+            return self.model(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=True)
 
     def __getstate__(self) -> dict[str, Any]:
         # The cache is derived state: drop it so pickles stay small and never carry stale tensors.
