@@ -68,9 +68,9 @@ def packed_linears(model: nn.Module) -> Iterator[None]:
     for module in model.modules():
         kind = type(module)
         if kind.forward is nn.Linear.forward:
-            module.forward = partial(_linear_forward, module, False)  # type: ignore[method-assign]
+            module.forward = partial(_linear_forward, module, False)
         elif conv1d is not None and kind.forward is conv1d.forward:
-            module.forward = partial(_linear_forward, module, True)  # type: ignore[method-assign]
+            module.forward = partial(_linear_forward, module, True)
         else:
             continue
         patched.append(module)
@@ -122,7 +122,7 @@ def _sample(weight: torch.Tensor) -> torch.Tensor:
 def _linear_forward(module: Any, transposed: bool, x: torch.Tensor) -> torch.Tensor:
     packed = _packed(module.weight, transposed) if x.dtype == torch.float32 and x.device.type == "cpu" else None
     if packed is None:
-        return type(module).forward(module, x)  # type: ignore[no-any-return]
+        return type(module).forward(module, x)
     out_features = packed.shape[0]
     y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), packed, module.bias, "none", [], "")
     return y.view(*x.shape[:-1], out_features)
