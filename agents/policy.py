@@ -27,6 +27,7 @@ from stable_baselines3.common.type_aliases import Schedule
 from torch import nn
 
 from agents.distribution import TokenDistribution
+from agents.fused_reference import FusedReference
 from agents.trunk import build_policy_lm
 from textenv.errors import ConfigError
 from textenv.kl import clear_posted_logprobs, post_logprobs
@@ -124,6 +125,9 @@ class LMPolicy(ActorCriticPolicy):
         )
         # One shared tensor stands for all (in a tuple, so that nn.Module does not register it as a parameter).
         self._shared_probe = (shared[0],) if shared else ()
+        # A LoRA policy over the env's reference weights scores π_ref in its own rollout forward (in a tuple:
+        # the reference is not a submodule of the policy).
+        self._fused = (FusedReference.find(self.lm, self.model_name, self.lm_dtype),)
         vocab = int(self.lm.config.vocab_size)
         n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
         if vocab != n_actions:
@@ -188,23 +192,42 @@ class LMPolicy(ActorCriticPolicy):
         self.lm.eval()
         # Weights change in training: cached keys/values and posted log-probs would be stale.
         self._cache.clear()
+        fused = getattr(self, "_fused", (None,))[0]
+        if fused is not None:
+            fused.cache.clear()
         clear_posted_logprobs()
 
     # ------------------------------------------------------------------ the SB3 policy interface
     def forward(  # type: ignore[override]
         self, obs: dict[str, torch.Tensor], deterministic: bool = False
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Sample actions for a batch of observations; returns ``(actions, values, log_probs)``."""
-        logits, hidden = self._last_position(obs)
+        """Sample actions for a batch of observations; returns ``(actions, values, log_probs)``.
+
+        Posts ``log π`` of the sampled actions for the env; a LoRA policy over the env's reference weights
+        posts ``log π_ref`` too, scored in the same forward with the adapter off
+        (:class:`~agents.fused_reference.FusedReference`).
+        """
+        fused = self._fused[0] if not torch.is_grad_enabled() else None
+        ref_logprobs = None
+        if fused is None:
+            logits, hidden = self._last_position(obs)
+        else:
+            ids, mask = self._windows(obs)
+            logits, hidden, ref_logits = fused(ids, mask)
         distribution = self._distribution(logits)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         values = self.value_head(hidden).float()
+        if fused is not None:
+            ref_all = torch.log_softmax(ref_logits.float(), dim=-1)
+            ref_logprobs = ref_all.gather(1, actions.long().reshape(-1, 1)).double().cpu().numpy()
         post_logprobs(
             obs["input_ids"].long().cpu().numpy(),
             actions.cpu().numpy(),
             log_prob.detach().double().cpu().numpy(),
             attention_mask=obs["attention_mask"].long().cpu().numpy(),
+            ref_logprobs=ref_logprobs,
+            reference=None if fused is None else fused.reference,
         )
         return actions, values, log_prob
 
@@ -243,10 +266,15 @@ class LMPolicy(ActorCriticPolicy):
             logits = logits.masked_fill(logits < kth, float("-inf"))
         return self.action_dist.proba_distribution(action_logits=logits)  # type: ignore[return-value]
 
-    def _last_position(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    @staticmethod
+    def _windows(obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()
         if ids.ndim == 1:
             ids, mask = ids[None], mask[None]
+        return ids, mask
+
+    def _last_position(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        ids, mask = self._windows(obs)
         if torch.is_grad_enabled():
             return self._forward_windows(ids, mask)
         return self._cache(self.lm, ids, mask)
@@ -282,7 +310,8 @@ class LMPolicy(ActorCriticPolicy):
     @property
     def cache(self) -> WindowKVCache:
         """The rollout KV cache (its counters say how many rows were served incrementally)."""
-        return self._cache
+        fused = self._fused[0]
+        return self._cache if fused is None else fused.cache
 
 
 def _model_of_this_process(vocab_size: int) -> str:

@@ -31,9 +31,13 @@ def grpo_available() -> str | None:
 
 def run_grpo(
     folder: str, prompts: list[str], reward: Callable[..., list[float]], *, batch: int, new_tokens: int, runs: int,
-    kl_coef: float = 0.05, seed: int = 0,
+    kl_coef: float = 0.05, seed: int = 0, lora: bool = False,
 ) -> dict[str, Any]:  # fmt: skip
-    """Train ``1 + runs`` steps; the first is the warm-up. Returns wall and CPU seconds and tokens of each run."""
+    """Train ``1 + runs`` steps; the first is the warm-up. Returns wall and CPU seconds and tokens of each run.
+
+    ``lora=True`` trains a LoRA adapter (``peft_config``) with the settings of textenv's ``lora=True``; TRL then
+    scores its reference as the same model with the adapter disabled.
+    """
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from datasets import Dataset
@@ -82,7 +86,7 @@ def run_grpo(
             tokenizer.pad_token = tokenizer.eos_token
         trainer = GRPOTrainer(model=model, reward_funcs=counted, args=config,
                               train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tokenizer,
-                              callbacks=[StepClock()])  # fmt: skip
+                              callbacks=[StepClock()], peft_config=_lora_config(model) if lora else None)  # fmt: skip
         trainer.train()
         steps = list(itertools.pairwise(ends[1:]))  # from the end of the warm-up step on
         memory = _state_bytes(trainer)
@@ -92,6 +96,16 @@ def run_grpo(
         "tokens": tokens[1 : 1 + len(steps)],
         "memory": memory,
     }
+
+
+def _lora_config(model: Any) -> Any:
+    """The adapter of textenv's ``lora=True`` (``agents.trunk.LORA_DEFAULTS``, peft's default target modules)."""
+    from peft import LoraConfig
+
+    from agents.trunk import LORA_DEFAULTS
+
+    fan_in_fan_out = getattr(model.config, "model_type", None) == "gpt2"
+    return LoraConfig(**LORA_DEFAULTS, fan_in_fan_out=fan_in_fan_out, task_type="CAUSAL_LM")
 
 
 def _state_bytes(trainer: Any) -> dict[str, int]:

@@ -13,7 +13,11 @@ than wall time when other processes share the machine.
 - ``D_ppo1``: ``PPO(LMPolicy)`` with ``n_epochs=1`` and one minibatch per rollout, as E updates once per batch;
 - ``D_ppo``: ``PPO(LMPolicy)`` with SB3's defaults (10 epochs, minibatches of 64 transitions);
 - ``D_a2c``: ``A2C(LMPolicy)`` with AdamW, as ``agents.make_agent`` builds it;
-- ``E``: TRL's ``GRPOTrainer`` (:mod:`benchmarks.grpo`).
+- ``E``: TRL's ``GRPOTrainer`` (:mod:`benchmarks.grpo`);
+- ``B_lora``, ``D_lora``, ``E_lora``: B, D_ppo1 and E with a LoRA adapter (peft's defaults for the model's
+  architecture, ``r=16``, ``lora_alpha=32``, no dropout) as the only trained weights. textenv's reference is then the
+  policy's own base weights, scored in the policy's rollout forward; TRL's is the same model with the adapter
+  disabled, scored in a pass of its own.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from benchmarks.memory import MB, current_rss_mb, optimizer_bytes, parameter_byt
 
 __all__ = ["ROWS", "run_cell"]
 
-ROWS = ("A", "B", "C", "D_ppo1", "D_ppo", "D_a2c", "E")
+ROWS = ("A", "B", "C", "D_ppo1", "D_ppo", "D_a2c", "E", "B_lora", "D_lora", "E_lora")
 KL_COEF = 0.05
 
 
@@ -48,20 +52,20 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if row == "A":
         seconds, cpu, tokens = _repeat(_generate(*args), runs)
-    elif row == "B":
-        seconds, cpu, tokens = _repeat(_rollout(*args), runs)
+    elif row in ("B", "B_lora"):
+        seconds, cpu, tokens = _repeat(_rollout(*args, lora=row == "B_lora"), runs)
     elif row == "C":
         seconds, cpu, tokens = _repeat(_naive_learn(*args), runs)
-    elif row in ("D_ppo1", "D_ppo", "D_a2c"):
+    elif row in ("D_ppo1", "D_ppo", "D_a2c", "D_lora"):
         run, state = _learn(*args, row)
         seconds, cpu, tokens = _repeat(run, runs)
         result["memory"] = state()
-    elif row == "E":
+    elif row in ("E", "E_lora"):
         from benchmarks.grpo import run_grpo
 
         folder, prompts, batch, new_tokens, _ = args
         out = run_grpo(folder, prompts, distinct_words, batch=batch, new_tokens=new_tokens, runs=runs,
-                       kl_coef=KL_COEF)  # fmt: skip
+                       kl_coef=KL_COEF, lora=row == "E_lora")  # fmt: skip
         seconds, cpu, tokens = out["seconds"], out["cpu_seconds"], out["tokens"]
         result["memory"] = out["memory"]
     else:
@@ -137,7 +141,9 @@ def _env_kwargs(folder: str, prompts: list[str], new_tokens: int, prompt_tokens:
     }
 
 
-def _rollout(folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int) -> Callable[[], int]:
+def _rollout(
+    folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int, lora: bool = False
+) -> Callable[[], int]:
     import torch
     from stable_baselines3 import PPO
 
@@ -146,7 +152,7 @@ def _rollout(folder: str, prompts: list[str], batch: int, new_tokens: int, promp
 
     vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **_env_kwargs(folder, prompts, new_tokens, prompt_tokens))
     model = PPO(LMPolicy, vec, n_steps=new_tokens, batch_size=batch * new_tokens, device="cpu",
-                rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs={"model": folder})  # fmt: skip
+                rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs={"model": folder, "lora": lora})  # fmt: skip
     model.policy.set_training_mode(False)
     state = {"obs": vec.reset()}
 
@@ -173,7 +179,8 @@ def _learn(
     vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **_env_kwargs(folder, prompts, new_tokens, prompt_tokens))
     common: dict[str, Any] = {"n_steps": new_tokens, "device": "cpu", "rollout_buffer_class": EpisodeRolloutBuffer,
                               "seed": 0, "policy_kwargs": {"model": folder}}  # fmt: skip
-    if row == "D_ppo1":
+    if row in ("D_ppo1", "D_lora"):
+        common["policy_kwargs"]["lora"] = row == "D_lora"
         model: Any = PPO(LMPolicy, vec, batch_size=batch * new_tokens, n_epochs=1, learning_rate=1e-4, **common)
     elif row == "D_ppo":
         model = PPO(LMPolicy, vec, batch_size=min(64, batch * new_tokens), **common)  # SB3's defaults otherwise

@@ -339,7 +339,10 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self._check_started()
         token = self._as_token(action)
         logprob, source, message, row = self._policy_logprob(token)
-        if message is not None and row is not None and message.attention_mask is not None:
+        if message is not None and row is not None and message.reference is self.model:
+            # The agent scored π_ref with this env's own reference weights (see textenv.kl).
+            ref_logprob = float(message.ref_logprobs[row])  # type: ignore[index]
+        elif message is not None and row is not None and message.attention_mask is not None:
             # One batched, KV-cached forward for every row of the message, shared by this process's envs.
             ref_logprob = float(batched_reference(self.model).logprobs(message)[row, token])
         else:

@@ -26,10 +26,17 @@ channel), the env's ``unlogged_policy`` decides what ``log π`` means:
 - ``"error"``: raise :class:`~textenv.errors.KLChannelError` -- for agents that must use the channel.
 
 ``info["kl_source"]`` says which case applied to each step ("policy", "uniform" or "none").
+
+The env scores ``log π_ref`` itself, with its own reference model. One exception saves a forward pass per
+step: an agent whose policy is built on the env's reference weights (a LoRA adapter over them, as
+``agents.LMPolicy`` with ``lora=...`` builds) can score π_ref in its own batched forward with the adapter off,
+and post those values with ``ref_logprobs=`` and ``reference=`` the env's model object. An env takes them only
+when ``reference`` is its own model, so they come from its own weights; otherwise it scores π_ref itself.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -147,6 +154,10 @@ class LogProbMessage:
     actions: np.ndarray
     logprobs: np.ndarray
     attention_mask: np.ndarray | None = None
+    #: ``log π_ref(action | window)`` of each row, scored by the agent with ``reference``'s own weights.
+    ref_logprobs: np.ndarray | None = None
+    #: The reference model (the object) that scored ``ref_logprobs``; an env uses them only if it is its own.
+    reference: Any = None
 
     def row(self, window: np.ndarray, action: int) -> int | None:
         """The index of the row whose window and action are ``window`` and ``action``, or ``None``."""
@@ -159,7 +170,15 @@ class LogProbMessage:
 _board: list[LogProbMessage | None] = [None]
 
 
-def post_logprobs(input_ids: Any, actions: Any, logprobs: Any, attention_mask: Any = None) -> None:
+def post_logprobs(
+    input_ids: Any,
+    actions: Any,
+    logprobs: Any,
+    attention_mask: Any = None,
+    *,
+    ref_logprobs: Any = None,
+    reference: Any = None,
+) -> None:
     """Publish ``log π`` of the actions about to be taken to every env of this process.
 
     Args:
@@ -167,8 +186,21 @@ def post_logprobs(input_ids: Any, actions: Any, logprobs: Any, attention_mask: A
         actions: The sampled token ids, shape ``(n,)``.
         logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
         attention_mask: The observed ``attention_mask`` windows (optional; lets the envs batch π_ref).
+        ref_logprobs: ``log π_ref(action | window)`` for each row, when the agent scored the reference itself
+            with the very weights of the env's reference model (a LoRA policy with the adapter off does).
+        reference: The env reference model (the object) that ``ref_logprobs`` come from. An env uses
+            ``ref_logprobs`` only when this is its own model, and scores π_ref itself otherwise.
     """
-    _board[0] = _message(input_ids, actions, logprobs, attention_mask)
+    message = _message(input_ids, actions, logprobs, attention_mask)
+    if ref_logprobs is not None:
+        refs = np.asarray(ref_logprobs, dtype=np.float64).reshape(-1)
+        if refs.shape != message.logprobs.shape or reference is None:
+            raise ConfigError(
+                f"ref_logprobs need one value per row ({message.logprobs.shape[0]}; got {refs.shape[0]}) and the "
+                "reference model that scored them (reference=...)."
+            )
+        message = dataclasses.replace(message, ref_logprobs=refs, reference=reference)
+    _board[0] = message
 
 
 def posted_logprobs() -> LogProbMessage | None:

@@ -17,6 +17,8 @@ episode, half the window): padded columns are masked out, so leaving them out ch
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -70,6 +72,10 @@ def _step_mask(model: Any, mask: torch.Tensor) -> torch.Tensor:
     return mask[:, None, None, :].bool()
 
 
+def _no_context(rows: torch.Tensor | None) -> AbstractContextManager[Any]:
+    return nullcontext()
+
+
 class _ViewLayer(DynamicLayer):
     """One layer's cache: columns ``[start, end)`` of preallocated key and value buffers, appended in place."""
 
@@ -112,13 +118,27 @@ class WindowKVCache:
         self._start = 0  # the cache is columns [start, start + W) of every buffer
         self._logits: torch.Tensor | None = None
         self._hidden: torch.Tensor | None = None
+        self._rows_context: Callable[[torch.Tensor | None], AbstractContextManager[Any]] = _no_context
 
     @torch.no_grad()
-    def __call__(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def __call__(
+        self,
+        model: Any,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        *,
+        rows_context: Callable[[torch.Tensor | None], AbstractContextManager[Any]] | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, hidden)`` at the last column of each window: shapes ``(n, V)`` and ``(n, H)``.
 
         The model's linear layers run on prepacked weights (:func:`textenv.packed.packed_linears`).
+
+        Args:
+            rows_context: Called with the indices of the rows that a forward pass is about to run (``None``:
+                all of them), it returns a context manager that the pass runs in; for per-row settings
+                such as peft's ``adapter_names``.
         """
+        self._rows_context = rows_context or _no_context
         with packed_linears(model):
             return self._serve(model, ids, mask)
 
@@ -139,14 +159,15 @@ class WindowKVCache:
         width = ids.shape[1]
         start, end = self._slide(width)
         past = Cache(layers=[_ViewLayer(k, v, start, end) for k, v in zip(self._keys, self._values, strict=True)])
-        out = model(
-            input_ids=ids[:, -1:],
-            attention_mask=_step_mask(model, mask),
-            position_ids=position_ids(mask)[:, -1:],
-            past_key_values=past,
-            use_cache=True,
-            output_hidden_states=True,
-        )
+        with self._rows_context(None):
+            out = model(
+                input_ids=ids[:, -1:],
+                attention_mask=_step_mask(model, mask),
+                position_ids=position_ids(mask)[:, -1:],
+                past_key_values=past,
+                use_cache=True,
+                output_hidden_states=True,
+            )
         logits, hidden = out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
         stale = (~follows).nonzero().flatten()
         if stale.numel():
@@ -180,7 +201,8 @@ class WindowKVCache:
         """Run the whole windows of ``rows`` (all rows when ``None``, allocating the buffers) into the cache."""
         width = ids.shape[1]
         first = content_start(mask)
-        out = forward_windows(model, ids[:, first:], mask[:, first:], use_cache=True)
+        with self._rows_context(rows):
+            out = forward_windows(model, ids[:, first:], mask[:, first:], use_cache=True)
         for i, layer in enumerate(out.past_key_values.layers):
             for bufs, new in ((self._keys, layer.keys), (self._values, layer.values)):
                 if rows is None:

@@ -1,0 +1,71 @@
+"""A LoRA policy over the env's reference weights scores π_ref in its own rollout forward, exactly."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+from agents.buffer import EpisodeRolloutBuffer
+from agents.policy import LMPolicy
+from textenv.reference import BatchedReference, ReferenceScorer, batched_reference
+from textenv.sampler import position_ids
+from textenv.vector import make_vec_env
+
+
+def _ppo(vec, policy_kwargs):
+    return PPO(LMPolicy, vec, n_steps=8, batch_size=8, n_epochs=2, seed=0, device="cpu", learning_rate=3e-2,
+               rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs=policy_kwargs)  # fmt: skip
+
+
+def _reference_logprobs(model, obs, actions):
+    ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
+    return torch.log_softmax(out.logits[:, -1].float(), -1).gather(1, actions.long()[:, None]).squeeze(1)
+
+
+def test_the_env_gets_the_reference_logprobs_of_its_own_weights_from_the_policys_forward(monkeypatch):
+    vec = make_vec_env("textenv/Toy-v0", n_envs=3, seed=0, max_new_tokens=5, kl_coef=0.3, unlogged_policy="error")
+    reference = vec.envs[0].unwrapped.model
+    model = _ppo(vec, {"lora": {"r": 4, "target_modules": "all-linear"}})
+    policy = model.policy
+    fused = policy._fused[0]
+    assert fused is not None
+    assert fused.reference is reference
+    model.learn(24)  # the adapter moves off zero, so π and π_ref differ
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("the env scored π_ref itself")
+
+    monkeypatch.setattr(BatchedReference, "logprobs", refuse)
+    monkeypatch.setattr(ReferenceScorer, "next_logprobs", refuse)
+    policy.set_training_mode(False)
+    obs = vec.reset()
+    kls = []
+    for _ in range(2 * 5):  # two episodes per env: the cache serves steps and restarts rows
+        tensors = policy.obs_to_tensor(obs)[0]
+        with torch.no_grad():
+            actions, _, log_prob = policy(tensors)
+        expected = _reference_logprobs(reference, tensors, actions)
+        obs, _, _, infos = vec.step(actions.numpy())
+        torch.testing.assert_close(torch.tensor([i["ref_logprob"] for i in infos]).float(), expected, atol=1e-4, rtol=0)
+        torch.testing.assert_close(torch.tensor([i["logprob"] for i in infos]).float(), log_prob, atol=1e-5, rtol=0)
+        kls += [i["kl"] for i in infos]
+    assert max(abs(k) for k in kls) > 1e-3  # the adapter matters
+    assert fused.cache.n_incremental > 0
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs",
+    [{}, {"trainable_layers": 1}, {"lora": {"r": 2}, "share_reference_weights": False}],
+    ids=["full", "top-layer", "lora-own-weights"],
+)
+def test_other_policies_leave_the_reference_to_the_env(policy_kwargs):
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=3)
+    model = _ppo(vec, policy_kwargs)
+    assert model.policy._fused[0] is None
+    scorer = batched_reference(vec.envs[0].unwrapped.model).cache
+    before = scorer.n_incremental + scorer.n_recomputed
+    model.learn(8)
+    assert scorer.n_incremental + scorer.n_recomputed > before
