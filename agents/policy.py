@@ -17,6 +17,7 @@ rollout, as in TRL.
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 import gymnasium as gym
@@ -29,6 +30,7 @@ from torch import nn
 from agents.distribution import TokenDistribution
 from agents.fused_reference import FusedReference
 from agents.trunk import build_policy_lm
+from textenv import packed
 from textenv.errors import ConfigError
 from textenv.kl import clear_posted_logprobs, post_logprobs
 from textenv.kv_cache import WindowKVCache, forward_windows
@@ -151,12 +153,16 @@ class LMPolicy(ActorCriticPolicy):
     def _make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         kwargs = dict(self.optimizer_kwargs)
         trainable = [p for p in self.parameters() if p.requires_grad]  # frozen weights get no optimizer state
+        optimizer: torch.optim.Optimizer | None = None
         if self.optimizer_class in (torch.optim.Adam, torch.optim.AdamW) and not {"fused", "foreach"} & set(kwargs):
-            try:
-                return self.optimizer_class(trainable, lr=lr, fused=True, **kwargs)
-            except RuntimeError:  # no fused kernel for these parameters' device or dtype
-                pass
-        return self.optimizer_class(trainable, lr=lr, **kwargs)  # type: ignore[call-arg]
+            with contextlib.suppress(RuntimeError):  # no fused kernel for these parameters' device or dtype
+                optimizer = self.optimizer_class(trainable, lr=lr, fused=True, **kwargs)
+        if optimizer is None:
+            optimizer = self.optimizer_class(trainable, lr=lr, **kwargs)  # type: ignore[call-arg]
+        # SB3 clears gradients just before each backward, after the forward: freed right after the step instead,
+        # they no longer sit next to the next forward's activations (or through the next rollout).
+        optimizer.register_step_post_hook(_free_gradients)
+        return optimizer
 
     def _apply(self, fn: Any, recurse: bool = True) -> LMPolicy:
         # Tried on one shared tensor first: moving the policy would move the env's reference model under it.
@@ -190,6 +196,8 @@ class LMPolicy(ActorCriticPolicy):
         """Switch train/eval mode; the LM itself always runs without dropout (see the module docstring)."""
         super().set_training_mode(mode)
         self.lm.eval()
+        if mode:  # the rollout's packed copies of trained weights are stale after the update: free them first
+            packed.forget(p for p in self.parameters() if p.requires_grad)
         # Weights change in training: cached keys/values and posted log-probs would be stale.
         self._cache.clear()
         fused = getattr(self, "_fused", (None,))[0]
@@ -312,6 +320,10 @@ class LMPolicy(ActorCriticPolicy):
         """The rollout KV cache (its counters say how many rows were served incrementally)."""
         fused = self._fused[0]
         return self._cache if fused is None else fused.cache
+
+
+def _free_gradients(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
+    optimizer.zero_grad(set_to_none=True)
 
 
 def _model_of_this_process(vocab_size: int) -> str:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from functools import partial
 from typing import Any
@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
 
-__all__ = ["enabled", "packed_linears"]
+__all__ = ["enabled", "forget", "packed_linears"]
 
 # id(weight) -> (weak reference to the weight, version, data pointer, shape, sampled values, packed weight).
 # Keyed by id, not by the tensor (a WeakKeyDictionary would compare tensors with ``==``); an entry is dropped
@@ -44,10 +44,14 @@ _SAMPLE = 16  # values compared before each use
 _STATE = {"usable": True}
 
 
+def forget(weights: Iterable[torch.Tensor]) -> None:
+    """Drop the packed copies of ``weights`` now (they are packed again on their next use)."""
+    for weight in weights:
+        _PACKED.pop(id(weight), None)
+
+
 def _forget_stepped(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) -> None:
-    for group in optimizer.param_groups:
-        for param in group["params"]:
-            _PACKED.pop(id(param), None)
+    forget(param for group in optimizer.param_groups for param in group["params"])
 
 
 register_optimizer_step_post_hook(_forget_stepped)

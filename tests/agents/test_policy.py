@@ -147,3 +147,37 @@ def test_adam_runs_its_fused_kernel_unless_told_otherwise():
     assert _ppo(vec).policy.optimizer.defaults["fused"] is True
     chosen = _ppo(vec, policy_kwargs={"optimizer_kwargs": {"foreach": False}})
     assert not chosen.policy.optimizer.defaults["fused"]
+
+
+@pytest.mark.parametrize("policy_kwargs", [{}, {"lora": {"r": 2}}], ids=["full", "lora"])
+def test_gradients_and_stale_packed_weights_are_freed_and_rollouts_see_the_new_weights(policy_kwargs):
+    from textenv import packed
+
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=4)
+    model = _ppo(vec, policy_kwargs=policy_kwargs)
+    model.learn(16)
+    policy = model.policy
+    assert all(p.grad is None for p in policy.parameters())  # freed right after each optimizer step
+    trained = [p for p in policy.parameters() if p.requires_grad]
+    frozen = [  # the frozen weights of linear layers: LoRA's base layers and the head
+        m.weight
+        for m in policy.lm.modules()
+        if (isinstance(m, torch.nn.Linear) or type(m).__name__ == "Conv1D") and not m.weight.requires_grad
+    ]
+    obs = policy.obs_to_tensor(vec.reset())[0]
+    with torch.no_grad():
+        policy.set_training_mode(False)
+        policy(obs)
+    if packed.enabled():
+        policy.set_training_mode(True)  # the update is about to change the trained weights: their copies go
+        assert not {id(p) for p in trained} & set(packed._PACKED)
+        assert all(id(p) in packed._PACKED for p in frozen)  # frozen (LoRA base) weights keep theirs
+    with torch.no_grad():  # after an update, the rollout's logits are those of the new weights
+        for p in trained:
+            p.add_(0.01 * torch.randn_like(p))
+        policy.set_training_mode(False)
+        fast = policy._last_position(obs)[0]
+    with torch.no_grad():
+        ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()
+        out = policy.lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
+    torch.testing.assert_close(fast, out.logits[:, -1].float(), atol=1e-4, rtol=1e-4)
