@@ -1,71 +1,148 @@
-"""π_ref scored inside the policy's own rollout forward, when π_ref is the policy's LoRA base weights.
+"""π_ref scored inside the policy's own rollout forward, when the policy is built on the env's reference weights.
 
-With ``lora=...`` and shared weights (the default), the env's reference model *is* the policy's base: the same
-tensors, with no adapter. The env would score ``log π_ref`` with a second forward pass per step; instead, the
-policy runs each rollout step once over ``2n`` rows, the ``n`` observed windows with the adapter on and the same
-windows with it off, through peft's mixed-batch inference (``adapter_names``, ``"__base__"`` = no adapter). On
-CPU a one-token step is bound by reading the weights, which the two halves now read once. The reference rows'
-log-probabilities of the sampled actions go to the env with the policy's ``log π`` on the log-prob channel,
-together with the env's reference model itself; the env uses them only when that model is its own
-(:class:`textenv.kl.LogProbMessage`), and scores π_ref itself otherwise.
+With shared weights (the default) and ``lora=...`` or ``trainable_layers=N``, the env's reference model and the
+policy are largely the same tensors: LoRA's base weights, or every block but the top ``N``. The env would score
+``log π_ref`` with a second forward pass per step; instead, the policy runs each rollout step once over ``2n``
+rows, the ``n`` observed windows as the policy and the same windows as the reference:
+
+- with LoRA, through peft's mixed-batch inference (``adapter_names``; ``"__base__"`` = no adapter);
+- with ``trainable_layers``, every module that holds weights of the policy's own (the top blocks' linear layers
+  and norms) runs the policy rows itself and hands the reference rows to the reference's module of the same
+  name; everything else is shared and runs all rows at once.
+
+On CPU a one-token step is bound by reading the weights, which the two halves now read once (LoRA, and all
+shared blocks). The reference rows' log-probabilities of the sampled actions go to the env with the policy's
+``log π`` on the log-prob channel, together with the env's reference model itself; the env uses them only when
+that model is its own (:class:`textenv.kl.LogProbMessage`), and scores π_ref itself otherwise.
 
 Used only for rollouts (``LMPolicy.forward`` without gradients); training passes run the policy rows alone.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import torch
+from torch import nn
 
 from agents.trunk import shared_reference_model
 from textenv.kv_cache import WindowKVCache
+from textenv.packed import packed_linears
 
 __all__ = ["FusedReference"]
 
 
 class FusedReference:
-    """Scores the policy (adapter on) and π_ref (adapter off) of a LoRA policy in one batched forward.
+    """Scores the policy and π_ref in one batched forward of the policy's LM (see the module docstring).
 
     Args:
-        lm: The policy's LM, with exactly one active LoRA adapter.
-        reference: The env's reference model, whose every parameter is one of ``lm``'s base tensors.
+        lm: The policy's LM.
+        reference: The env's reference model.
+        split: How a forward over rows ``[0, k)`` of the policy and ``[k, m)`` of the reference is arranged:
+            ``split(k, m)`` returns the context manager the forward runs in.
     """
 
-    def __init__(self, lm: Any, reference: Any) -> None:
+    def __init__(self, lm: Any, reference: Any, split: Callable[[int, int], AbstractContextManager[Any]]) -> None:
         self.lm = lm
         self.reference = reference
-        self.adapter = lm.active_adapters()[0]
+        self._split = split
         # Its own cache: its rows (policy, then reference) must never be served to a plain policy call.
         self.cache = WindowKVCache()
 
     @classmethod
     def find(cls, lm: Any, name: str, dtype: str | None) -> FusedReference | None:
-        """The fused scorer for ``lm``, or ``None`` unless it is a LoRA model built on the env's reference."""
-        if not getattr(lm, "_hf_peft_config_loaded", False) or len(lm.active_adapters()) != 1:
-            return None
+        """The fused scorer for ``lm``, or ``None`` unless it is built on the env's reference model's weights."""
         found = shared_reference_model(name, dtype)
         if found is None:
             return None
         reference = found[0]
-        base = {id(p) for n, p in lm.named_parameters() if "lora_" not in n}
-        if not all(id(p) in base for p in reference.parameters()):
-            return None  # a policy with weights of its own (share_reference_weights=False)
-        return cls(lm, reference)
+        shared = {id(p) for p in reference.parameters()}
+        own = [n for n, p in lm.named_parameters() if id(p) not in shared]
+        if getattr(lm, "_hf_peft_config_loaded", False):
+            adapters = lm.active_adapters()
+            if len(adapters) != 1 or not all("lora_" in n for n in own):
+                return None  # several adapters, or weights of its own besides the adapter
+            return cls(lm, reference, lambda k, m: _adapter_names(lm, [adapters[0]] * k + ["__base__"] * (m - k)))
+        pairs = _module_pairs(lm, reference)
+        if not own or pairs is None:
+            return None  # nothing shared (full fine-tuning, share_reference_weights=False), or no clean split
+        return cls(lm, reference, lambda k, m: _row_split(pairs, k))
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(logits, hidden, reference_logits)`` at the last column of each window (no gradients)."""
         n = ids.shape[0]
-        names = [self.adapter] * n + ["__base__"] * n
 
         def rows_context(rows: torch.Tensor | None) -> AbstractContextManager[Any]:
-            return _adapter_names(self.lm, names if rows is None else [names[i] for i in rows.tolist()])
+            if rows is None:
+                return self._split(n, 2 * n)
+            return self._split(int((rows < n).sum()), len(rows))  # rows come sorted: the policy's first
 
         both = torch.cat([ids, ids]), torch.cat([mask, mask])
         logits, hidden = self.cache(self.lm, *both, rows_context=rows_context)
         return logits[:n], hidden[:n], logits[n:]
+
+
+def _module_pairs(lm: Any, reference: Any) -> list[tuple[nn.Module, nn.Module]] | None:
+    """``(policy module, reference module)`` for every module that holds weights of the policy's own.
+
+    ``None`` unless each such module holds its weights directly, maps batch rows to batch rows (linear layers,
+    norms), and has a counterpart of the same name, type and shapes in the reference.
+    """
+    shared = {id(p) for p in reference.parameters()}
+    references = dict(reference.named_modules())
+    pairs = []
+    for name, module in lm.named_modules():
+        direct = list(module.parameters(recurse=False))
+        if not direct or all(id(p) in shared for p in direct):
+            continue
+        counterpart = references.get(name)
+        if (
+            counterpart is None
+            or type(counterpart) is not type(module)
+            or not _row_wise(module)
+            or [p.shape for p in direct] != [p.shape for p in counterpart.parameters(recurse=False)]
+        ):
+            return None
+        pairs.append((module, counterpart))
+    return pairs
+
+
+def _row_wise(module: nn.Module) -> bool:
+    """Whether ``module`` treats each row of its input's first dimension on its own (linear layers, norms)."""
+    kinds = (nn.Linear, nn.LayerNorm)
+    return isinstance(module, kinds) or type(module).__name__ in {"Conv1D"} or type(module).__name__.endswith("RMSNorm")
+
+
+@contextmanager
+def _row_split(pairs: list[tuple[nn.Module, nn.Module]], k: int) -> Iterator[None]:
+    """Within the block, each policy module runs rows ``[0, k)`` and its reference counterpart the rest."""
+    stash: dict[int, torch.Tensor] = {}
+
+    def before(module: nn.Module, args: tuple[Any, ...]) -> tuple[Any, ...]:
+        stash[id(module)] = args[0][k:]
+        return (args[0][:k], *args[1:])
+
+    def after(counterpart: nn.Module) -> Callable[[nn.Module, Any, torch.Tensor], torch.Tensor]:
+        def hook(module: nn.Module, args: Any, output: torch.Tensor) -> torch.Tensor:
+            rest = stash.pop(id(module))
+            if rest.shape[0] == 0:
+                return output
+            with packed_linears(counterpart):
+                return torch.cat([output, counterpart(rest)]) if k else counterpart(rest)
+
+        return hook
+
+    handles = []
+    for module, counterpart in pairs:
+        handles.append(module.register_forward_pre_hook(before))
+        handles.append(module.register_forward_hook(after(counterpart)))
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
 
 
 @contextmanager

@@ -1,4 +1,4 @@
-"""A LoRA policy over the env's reference weights scores π_ref in its own rollout forward, exactly."""
+"""A policy built on the env's reference weights scores π_ref in its own rollout forward, exactly."""
 
 from __future__ import annotations
 
@@ -25,15 +25,24 @@ def _reference_logprobs(model, obs, actions):
     return torch.log_softmax(out.logits[:, -1].float(), -1).gather(1, actions.long()[:, None]).squeeze(1)
 
 
-def test_the_env_gets_the_reference_logprobs_of_its_own_weights_from_the_policys_forward(monkeypatch):
+@pytest.mark.parametrize(
+    "policy_kwargs",
+    [
+        {"lora": {"r": 4, "target_modules": "all-linear"}},
+        {"trainable_layers": 1},
+        {"trainable_layers": 1, "lora": True},
+    ],
+    ids=["lora", "top-layer", "lora-top-layer"],
+)
+def test_the_env_gets_the_reference_logprobs_of_its_own_weights_from_the_policys_forward(monkeypatch, policy_kwargs):
     vec = make_vec_env("textenv/Toy-v0", n_envs=3, seed=0, max_new_tokens=5, kl_coef=0.3, unlogged_policy="error")
     reference = vec.envs[0].unwrapped.model
-    model = _ppo(vec, {"lora": {"r": 4, "target_modules": "all-linear"}})
+    model = _ppo(vec, policy_kwargs)
     policy = model.policy
     fused = policy._fused[0]
     assert fused is not None
     assert fused.reference is reference
-    model.learn(24)  # the adapter moves off zero, so π and π_ref differ
+    model.learn(24)  # the trained weights move, so π and π_ref differ
 
     def refuse(*args, **kwargs):
         raise AssertionError("the env scored π_ref itself")
@@ -52,14 +61,18 @@ def test_the_env_gets_the_reference_logprobs_of_its_own_weights_from_the_policys
         torch.testing.assert_close(torch.tensor([i["ref_logprob"] for i in infos]).float(), expected, atol=1e-4, rtol=0)
         torch.testing.assert_close(torch.tensor([i["logprob"] for i in infos]).float(), log_prob, atol=1e-5, rtol=0)
         kls += [i["kl"] for i in infos]
-    assert max(abs(k) for k in kls) > 1e-3  # the adapter matters
+    assert max(abs(k) for k in kls) > 1e-3  # the trained weights matter
     assert fused.cache.n_incremental > 0
 
 
 @pytest.mark.parametrize(
     "policy_kwargs",
-    [{}, {"trainable_layers": 1}, {"lora": {"r": 2}, "share_reference_weights": False}],
-    ids=["full", "top-layer", "lora-own-weights"],
+    [
+        {},
+        {"trainable_layers": 1, "share_reference_weights": False},
+        {"lora": {"r": 2}, "share_reference_weights": False},
+    ],
+    ids=["full", "top-layer-own-weights", "lora-own-weights"],
 )
 def test_other_policies_leave_the_reference_to_the_env(policy_kwargs):
     vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=3)
