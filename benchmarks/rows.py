@@ -17,7 +17,10 @@ than wall time when other processes share the machine.
 - ``B_lora``, ``D_lora``, ``E_lora``: B, D_ppo1 and E with a LoRA adapter (peft's defaults for the model's
   architecture, ``r=16``, ``lora_alpha=32``, no dropout) as the only trained weights. textenv's reference is then the
   policy's own base weights, scored in the policy's rollout forward; TRL's is the same model with the adapter
-  disabled, scored in a pass of its own.
+  disabled, scored in a pass of its own;
+- ``B_top``, ``D_top``: B and D_ppo1 training only the top blocks (``trainable_layers``: 4 on SmolLM2, as the
+  ``demo`` preset, 1 on the GPT-2 configurations); the rest is the reference's, and the policy's rollout forward
+  scores the reference too.
 """
 
 from __future__ import annotations
@@ -32,8 +35,10 @@ from benchmarks.memory import MB, current_rss_mb, optimizer_bytes, parameter_byt
 
 __all__ = ["ROWS", "run_cell"]
 
-ROWS = ("A", "B", "C", "D_ppo1", "D_ppo", "D_a2c", "E", "B_lora", "D_lora", "E_lora")
+ROWS = ("A", "B", "C", "D_ppo1", "D_ppo", "D_a2c", "E", "B_lora", "D_lora", "E_lora", "B_top", "D_top")
 KL_COEF = 0.05
+#: ``trainable_layers`` of the ``*_top`` rows, by number of transformer blocks (SmolLM2's 30: the demo preset's 4)
+TOP_LAYERS = {2: 1, 6: 1, 30: 4}
 
 
 def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
@@ -52,11 +57,11 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     result: dict[str, Any] = {}
     if row == "A":
         seconds, cpu, tokens = _repeat(_generate(*args), runs)
-    elif row in ("B", "B_lora"):
-        seconds, cpu, tokens = _repeat(_rollout(*args, lora=row == "B_lora"), runs)
+    elif row in ("B", "B_lora", "B_top"):
+        seconds, cpu, tokens = _repeat(_rollout(*args, options=_options(row, spec["folder"])), runs)
     elif row == "C":
         seconds, cpu, tokens = _repeat(_naive_learn(*args), runs)
-    elif row in ("D_ppo1", "D_ppo", "D_a2c", "D_lora"):
+    elif row in ("D_ppo1", "D_ppo", "D_a2c", "D_lora", "D_top"):
         run, state = _learn(*args, row)
         seconds, cpu, tokens = _repeat(run, runs)
         result["memory"] = state()
@@ -92,6 +97,19 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
         m["budget_mb"] = m["budget"] / MB
         m["ratio"] = result["peak_above_baseline_mb"] / m["budget_mb"]
     return result
+
+
+def _options(row: str, folder: str) -> dict[str, Any]:
+    """The policy options of a row: LoRA, the top blocks only, or full fine-tuning."""
+    if row.endswith("_lora"):
+        return {"lora": True}
+    if row.endswith("_top"):
+        from transformers import AutoConfig
+
+        config = AutoConfig.from_pretrained(folder)
+        blocks = getattr(config, "num_hidden_layers", None) or config.n_layer
+        return {"trainable_layers": TOP_LAYERS.get(blocks, max(1, blocks // 6))}
+    return {}
 
 
 def _median(values: list[float]) -> float:
@@ -142,7 +160,7 @@ def _env_kwargs(folder: str, prompts: list[str], new_tokens: int, prompt_tokens:
 
 
 def _rollout(
-    folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int, lora: bool = False
+    folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int, options: dict[str, Any]
 ) -> Callable[[], int]:
     import torch
     from stable_baselines3 import PPO
@@ -152,7 +170,7 @@ def _rollout(
 
     vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **_env_kwargs(folder, prompts, new_tokens, prompt_tokens))
     model = PPO(LMPolicy, vec, n_steps=new_tokens, batch_size=batch * new_tokens, device="cpu",
-                rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs={"model": folder, "lora": lora})  # fmt: skip
+                rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs={"model": folder, **options})  # fmt: skip
     model.policy.set_training_mode(False)
     state = {"obs": vec.reset()}
 
@@ -179,8 +197,8 @@ def _learn(
     vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **_env_kwargs(folder, prompts, new_tokens, prompt_tokens))
     common: dict[str, Any] = {"n_steps": new_tokens, "device": "cpu", "rollout_buffer_class": EpisodeRolloutBuffer,
                               "seed": 0, "policy_kwargs": {"model": folder}}  # fmt: skip
-    if row in ("D_ppo1", "D_lora"):
-        common["policy_kwargs"]["lora"] = row == "D_lora"
+    if row in ("D_ppo1", "D_lora", "D_top"):
+        common["policy_kwargs"].update(_options(row, folder))
         model: Any = PPO(LMPolicy, vec, batch_size=batch * new_tokens, n_epochs=1, learning_rate=1e-4, **common)
     elif row == "D_ppo":
         model = PPO(LMPolicy, vec, batch_size=min(64, batch * new_tokens), **common)  # SB3's defaults otherwise
