@@ -2,8 +2,10 @@
 
 One trunk: the LM's next-token distribution (optionally tempered and top-k-truncated) is the policy over the
 env's ``Discrete(V)`` actions, and a linear value head reads the same trunk's last hidden state. The reference
-model lives in the env; the policy only publishes ``log π`` of what it samples on the env's log-prob channel
-(:func:`textenv.kl.post_logprobs`), so the env's reward carries the exact KL.
+model lives in the env; the policy publishes ``log π`` of what it samples on the env's log-prob channel
+(:func:`textenv.kl.post_logprobs`), so the env's reward carries the exact KL. A policy built on the env's reference
+weights (``lora``, ``trainable_layers``) also scores ``log π_ref`` in the same rollout forward and posts it with
+the env's model, which the env then uses instead of a pass of its own (:mod:`agents.fused_reference`).
 
 Speed: rollouts go through :class:`~textenv.kv_cache.WindowKVCache` (one token per row per step); training
 evaluates whole episodes in one forward pass when the rollout buffer is
@@ -127,8 +129,8 @@ class LMPolicy(ActorCriticPolicy):
         )
         # One shared tensor stands for all (in a tuple, so that nn.Module does not register it as a parameter).
         self._shared_probe = (shared[0],) if shared else ()
-        # A LoRA policy over the env's reference weights scores π_ref in its own rollout forward (in a tuple:
-        # the reference is not a submodule of the policy).
+        # A policy built on the env's reference weights (LoRA, trainable_layers) scores π_ref in its own rollout
+        # forward (in a tuple: the reference is not a submodule of the policy).
         self._fused = (FusedReference.find(self.lm, self.model_name, self.lm_dtype),)
         vocab = int(self.lm.config.vocab_size)
         n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
@@ -211,8 +213,8 @@ class LMPolicy(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample actions for a batch of observations; returns ``(actions, values, log_probs)``.
 
-        Posts ``log π`` of the sampled actions for the env; a LoRA policy over the env's reference weights
-        posts ``log π_ref`` too, scored in the same forward with the adapter off
+        Posts ``log π`` of the sampled actions for the env; a policy built on the env's reference weights
+        (``lora``, ``trainable_layers``) posts ``log π_ref`` too, scored in the same forward
         (:class:`~agents.fused_reference.FusedReference`).
         """
         fused = self._fused[0] if not torch.is_grad_enabled() else None

@@ -82,3 +82,32 @@ def test_other_policies_leave_the_reference_to_the_env(policy_kwargs):
     before = scorer.n_incremental + scorer.n_recomputed
     model.learn(8)
     assert scorer.n_incremental + scorer.n_recomputed > before
+
+
+@pytest.mark.parametrize("policy_kwargs", [{"trainable_layers": 2}, {"lora": True}], ids=["top-layers", "lora"])
+def test_the_fused_reference_is_exact_on_the_real_model(smollm2_dir, monkeypatch, policy_kwargs):
+    """SmolLM2 is a Llama: RMSNorm, rotary positions and grouped key/value heads go through the row split too."""
+    vec = make_vec_env("textenv/TextGen-v0", n_envs=2, seed=0, model=str(smollm2_dir), max_new_tokens=4,
+                       prompts=["The film was", "My favourite meal is"], reward="length",
+                       reward_kwargs={"target": 3})  # fmt: skip
+    reference = vec.envs[0].unwrapped.model
+    model = _ppo(vec, {"model": str(smollm2_dir), **policy_kwargs})
+    policy = model.policy
+    assert policy._fused[0] is not None
+    with torch.no_grad():  # move the trained weights off the reference's, as training would
+        for p in policy.parameters():
+            if p.requires_grad:
+                p.add_(0.02 * torch.randn_like(p))
+    monkeypatch.setattr(BatchedReference, "logprobs", lambda *a, **k: pytest.fail("the env scored π_ref itself"))
+    policy.set_training_mode(False)
+    obs = vec.reset()
+    for _ in range(4):
+        tensors = policy.obs_to_tensor(obs)[0]
+        with torch.no_grad():
+            actions, _, _ = policy(tensors)
+        expected = _reference_logprobs(reference, tensors, actions)
+        obs, _, _, infos = vec.step(actions.numpy())
+        # 30 layers of float32 sums in another order (as in the KV cache's real-model test)
+        got = torch.tensor([i["ref_logprob"] for i in infos]).float()
+        torch.testing.assert_close(got, expected, atol=5e-4, rtol=0)
+        assert max(abs(i["kl"]) for i in infos) > 1e-4
