@@ -48,7 +48,7 @@ lint: $(STAMP)
 test: lint browser
 	$(BIN)/python -m pytest
 
-# The performance suite (about 16 minutes on 2 cores; results in runs/benchmarks/, see BENCHMARKS.md).
+# The performance suite (about 20 minutes on 2 cores; results in runs/benchmarks/, see BENCHMARKS.md).
 bench: $(STAMP)
 	$(BIN)/pip install --quiet -e ".[bench]"
 	$(BIN)/python -m benchmarks.run

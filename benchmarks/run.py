@@ -1,6 +1,6 @@
 """The performance benchmark: textenv against raw generation, a naive design and TRL; a table and a JSON file.
 
-    python -m benchmarks.run                    # the full suite (about 16 minutes on 2 CPU cores)
+    python -m benchmarks.run                    # the full suite (about 20 minutes on 2 CPU cores)
     python -m benchmarks.run --quick            # a smoke run: tiny model, a few steps, one run (under a minute)
     python -m benchmarks.run --models small --batches 8 --rows A B D_ppo1 --json out.json
 
@@ -32,7 +32,7 @@ from benchmarks.rows import ROWS
 PREFIX = "@@BENCH "
 FULL_BATCHES = (1, 8, 32)
 # The full suite: the rows measured for each model and batch. The cells of models x batches x rows left out (the
-# slowest ones, to keep the suite near 16 minutes on 2 cores) are listed in the table with this reason; measure
+# slowest ones, to keep the suite near 20 minutes on 2 cores) are listed in the table with this reason; measure
 # one with e.g. ``--models small --batches 32 --rows E``.
 FULL: dict[str, dict[int, tuple[str, ...]]] = {
     "tiny": {1: ROWS[:7], 8: ROWS[:7], 32: ROWS[:7]},
