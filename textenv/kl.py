@@ -28,10 +28,10 @@ channel), the env's ``unlogged_policy`` decides what ``log π`` means:
 ``info["kl_source"]`` says which case applied to each step ("policy", "uniform" or "none").
 
 The env scores ``log π_ref`` itself, with its own reference model. One exception saves a forward pass per
-step: an agent whose policy is built on the env's reference weights (a LoRA adapter over them, as
-``agents.LMPolicy`` with ``lora=...`` builds) can score π_ref in its own batched forward with the adapter off,
-and post those values with ``ref_logprobs=`` and ``reference=`` the env's model object. An env takes them only
-when ``reference`` is its own model, so they come from its own weights; otherwise it scores π_ref itself.
+step: an agent whose policy is built on the env's reference weights (a LoRA adapter over them, or the top blocks
+trained and the rest shared, as ``agents.LMPolicy`` with ``lora=...`` or ``trainable_layers=...`` builds) can
+score π_ref in its own batched forward, and post those values with ``ref_logprobs=`` and ``reference=`` the env's
+model object. An env takes them only when ``reference`` is its own model; otherwise it scores π_ref itself.
 """
 
 from __future__ import annotations
@@ -187,17 +187,18 @@ def post_logprobs(
         logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
         attention_mask: The observed ``attention_mask`` windows (optional; lets the envs batch π_ref).
         ref_logprobs: ``log π_ref(action | window)`` for each row, when the agent scored the reference itself
-            with the very weights of the env's reference model (a LoRA policy with the adapter off does).
+            with the very weights of the env's reference model (see the module docstring).
         reference: The env reference model (the object) that ``ref_logprobs`` come from. An env uses
             ``ref_logprobs`` only when this is its own model, and scores π_ref itself otherwise.
     """
     message = _message(input_ids, actions, logprobs, attention_mask)
     if ref_logprobs is not None:
         refs = np.asarray(ref_logprobs, dtype=np.float64).reshape(-1)
-        if refs.shape != message.logprobs.shape or reference is None:
+        if reference is None:
+            raise ConfigError("ref_logprobs=... needs reference=<the env's reference model that scored them>.")
+        if refs.shape != message.logprobs.shape:
             raise ConfigError(
-                f"ref_logprobs need one value per row ({message.logprobs.shape[0]}; got {refs.shape[0]}) and the "
-                "reference model that scored them (reference=...)."
+                f"ref_logprobs need one value per row: {message.logprobs.shape[0]} rows, got {refs.shape[0]} values."
             )
         message = dataclasses.replace(message, ref_logprobs=refs, reference=reference)
     _board[0] = message
