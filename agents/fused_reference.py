@@ -20,6 +20,7 @@ Used only for rollouts (``LMPolicy.forward`` without gradients); training passes
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
@@ -28,6 +29,7 @@ import torch
 from torch import nn
 
 from agents.trunk import shared_reference_model
+from textenv.errors import ConfigError
 from textenv.kv_cache import WindowKVCache
 from textenv.packed import packed_linears
 
@@ -44,10 +46,17 @@ class FusedReference:
             ``split(k, m)`` returns the context manager the forward runs in.
     """
 
-    def __init__(self, lm: Any, reference: Any, split: Callable[[int, int], AbstractContextManager[Any]]) -> None:
+    def __init__(
+        self,
+        lm: Any,
+        reference: Any,
+        split: Callable[[int, int], AbstractContextManager[Any]],
+        duplicate_from: list[nn.Module] | None = None,
+    ) -> None:
         self.lm = lm
         self.reference = reference
         self._split = split
+        self._duplicate_from = duplicate_from
         # Its own cache: its rows (policy, then reference) must never be served to a plain policy call.
         self.cache = WindowKVCache()
 
@@ -68,11 +77,21 @@ class FusedReference:
         pairs = _module_pairs(lm, reference)
         if not own or pairs is None:
             return None  # nothing shared (full fine-tuning, share_reference_weights=False), or no clean split
-        return cls(lm, reference, lambda k, m: _row_split(pairs, k))
+        blocks = _blocks_from_first_with(lm, {id(module) for module, _ in pairs})
+        return cls(lm, reference, lambda k, m: _row_split(pairs, k), duplicate_from=blocks)
 
     def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(logits, hidden, reference_logits)`` at the last column of each window (no gradients)."""
         n = ids.shape[0]
+        if self._duplicate_from is not None:  # shared blocks run once; the rows double from the first own block
+            blocks = self._duplicate_from
+
+            def doubled(rows: torch.Tensor | None) -> AbstractContextManager[Any]:
+                k = n if rows is None else len(rows)
+                return _stacked(_double_rows(blocks, k), self._split(k, 2 * k))
+
+            logits, hidden = self.cache(self.lm, ids, mask, rows_context=doubled)
+            return logits[:n], hidden[:n], logits[n:]
 
         def rows_context(rows: torch.Tensor | None) -> AbstractContextManager[Any]:
             if rows is None:
@@ -107,6 +126,56 @@ def _module_pairs(lm: Any, reference: Any) -> list[tuple[nn.Module, nn.Module]] 
             return None
         pairs.append((module, counterpart))
     return pairs
+
+
+def _blocks_from_first_with(lm: Any, own: set[int]) -> list[nn.Module] | None:
+    """The transformer blocks from the lowest one that holds one of the ``own`` modules up (``None``: unknown)."""
+    from agents.trunk import transformer_blocks
+
+    try:
+        blocks = list(transformer_blocks(lm))
+    except ConfigError:
+        return None
+    for i, block in enumerate(blocks):
+        if any(id(m) in own for m in block.modules()):
+            return blocks[i:]
+    return None
+
+
+@contextmanager
+def _double_rows(blocks: list[nn.Module], k: int) -> Iterator[None]:
+    """Within the block, ``blocks`` (and what follows them) see each of the ``k`` rows twice (``[rows; rows]``).
+
+    Every input of these decoder blocks that still has ``k`` rows is doubled: the hidden states at the first
+    block (later ones get them doubled already), and each tensor (or tuple of tensors) of two or more dimensions
+    whose first is ``k``, which the model hands every block (attention masks, position ids, rotary embeddings);
+    one-dimensional ones such as ``cache_position`` are left alone.
+    """
+
+    def twice(value: Any) -> Any:
+        if isinstance(value, torch.Tensor) and value.ndim >= 2 and value.shape[0] == k:
+            return torch.cat([value, value])
+        if isinstance(value, tuple) and value and all(isinstance(v, torch.Tensor) for v in value):
+            return tuple(twice(v) for v in value)
+        return value
+
+    def double(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        return tuple(twice(a) for a in args), {key: twice(v) for key, v in kwargs.items()}
+
+    handles = [block.register_forward_pre_hook(double, with_kwargs=True) for block in blocks]
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _stacked(*managers: AbstractContextManager[Any]) -> Iterator[None]:
+    with contextlib.ExitStack() as stack:
+        for manager in managers:
+            stack.enter_context(manager)
+        yield
 
 
 def _row_wise(module: nn.Module) -> bool:

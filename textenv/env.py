@@ -92,7 +92,8 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
     and held constant within an episode). ``log π`` comes from the agent through the log-prob channel
     (:func:`textenv.kl.send_logprobs`); without it ``unlogged_policy`` decides (see :mod:`textenv.kl`).
     ``log π_ref`` is scored by the env, unless the agent's message carries values scored with this env's own
-    reference model (a policy built on its weights; see :mod:`textenv.kl`). ``info`` carries the parts: ``kl``, ``logprob``, ``ref_logprob``, ``kl_coef``, ``kl_source`` every step,
+    reference model (a policy built on its weights; see :mod:`textenv.kl`). ``info`` carries the parts: ``kl``,
+    ``logprob``, ``ref_logprob``, ``kl_coef``, ``kl_source`` every step,
     and ``rm_score``, ``kl_sum``, ``prompt``, ``completion``, ``end_reason`` at the last step.
 
     ## Starting State

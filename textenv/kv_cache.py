@@ -76,6 +76,15 @@ def _no_context(rows: torch.Tensor | None) -> AbstractContextManager[Any]:
     return nullcontext()
 
 
+def _copies(rows: torch.Tensor, windows: int, size: int) -> torch.Tensor:
+    """The indices of ``rows`` in a tensor of ``size`` rows that holds ``size // windows`` copies of the windows.
+
+    A model may run each window more than once (``FusedReference`` runs the top blocks for the policy and for the
+    reference); copy ``j`` of window ``i`` is row ``j * windows + i``, in its outputs and in its layers' caches.
+    """
+    return torch.cat([rows + j * windows for j in range(size // windows)])
+
+
 class _ViewLayer(DynamicLayer):
     """One layer's cache: columns ``[start, end)`` of preallocated key and value buffers, appended in place."""
 
@@ -136,7 +145,9 @@ class WindowKVCache:
         Args:
             rows_context: Called with the indices of the rows that a forward pass is about to run (``None``:
                 all of them), it returns a context manager that the pass runs in; for per-row settings
-                such as peft's ``adapter_names``.
+                such as peft's ``adapter_names``. Within it the model may run each window ``m`` times from
+                some layer on: its outputs then have ``m × n`` rows (copy ``j`` of window ``i`` at row
+                ``j·n + i``), and so do the caches of those layers.
         """
         self._rows_context = rows_context or _no_context
         with packed_linears(model):
@@ -171,8 +182,9 @@ class WindowKVCache:
         logits, hidden = out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
         stale = (~follows).nonzero().flatten()
         if stale.numel():
-            r_logits, r_hidden = self._write_full(model, ids[stale], mask[stale], stale)
-            logits[stale], hidden[stale] = r_logits, r_hidden
+            r_logits, r_hidden = self._write_full(model, ids[stale], mask[stale], stale, len(ids))
+            copies = _copies(stale, len(ids), logits.shape[0])
+            logits[copies], hidden[copies] = r_logits, r_hidden
         self.n_incremental += int(follows.sum())
         self.n_recomputed += int(stale.numel())
         self._store(ids, mask, logits, hidden)
@@ -190,15 +202,18 @@ class WindowKVCache:
 
     def _recompute_all(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         self._keys, self._values, self._start = [], [], 0
-        logits, hidden = self._write_full(model, ids, mask, None)
+        logits, hidden = self._write_full(model, ids, mask, None, len(ids))
         self.n_recomputed += ids.shape[0]
         self._store(ids, mask, logits, hidden)
         return logits, hidden
 
     def _write_full(
-        self, model: Any, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None
+        self, model: Any, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None, windows: int
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Run the whole windows of ``rows`` (all rows when ``None``, allocating the buffers) into the cache."""
+        """Run the whole windows of ``rows`` (all rows when ``None``, allocating the buffers) into the cache.
+
+        ``windows`` is the number of windows the cache holds (``rows`` index them).
+        """
         width = ids.shape[1]
         first = content_start(mask)
         with self._rows_context(rows):
@@ -210,7 +225,8 @@ class WindowKVCache:
                     bufs.append(new.new_zeros(n, heads, 2 * width, dim))
                     bufs[i][:, :, first:width] = new
                 else:
-                    bufs[i][rows, :, self._start + first : self._start + width] = new
+                    rows_here = _copies(rows, windows, bufs[i].shape[0])
+                    bufs[i][rows_here, :, self._start + first : self._start + width] = new
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
 
     def _store(self, ids: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor, hidden: torch.Tensor) -> None:

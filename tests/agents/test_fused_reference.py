@@ -111,3 +111,41 @@ def test_the_fused_reference_is_exact_on_the_real_model(smollm2_dir, monkeypatch
         got = torch.tensor([i["ref_logprob"] for i in infos]).float()
         torch.testing.assert_close(got, expected, atol=5e-4, rtol=0)
         assert max(abs(i["kl"]) for i in infos) > 1e-4
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs", [{"trainable_layers": 1}, {"lora": {"r": 4, "target_modules": "all-linear"}}], ids=["top", "lora"]
+)
+def test_the_fused_cache_matches_full_passes_when_rows_restart_at_different_steps(policy_kwargs):
+    """Rows that restart while others continue are recomputed alone: in the top-blocks set-up the upper layers'
+    caches hold each window twice (policy and reference), and those rows must land in both copies."""
+    import numpy as np
+
+    vec = make_vec_env("textenv/Toy-v0", n_envs=3, seed=0, max_new_tokens=5)
+    reference = vec.envs[0].unwrapped.model
+    policy = _ppo(vec, policy_kwargs).policy
+    with torch.no_grad():
+        for p in policy.parameters():
+            if p.requires_grad:
+                p.add_(0.05 * torch.randn_like(p))
+    fused = policy._fused[0]
+    width, pad, rng = 10, 0, np.random.default_rng(0)
+    contexts = [list(rng.integers(3, 60, size=n)) for n in (1, 3, 6)]
+    for _ in range(3 * width):
+        ids = torch.full((3, width), pad)
+        mask = torch.zeros((3, width), dtype=torch.long)
+        for i, context in enumerate(contexts):
+            ids[i, width - len(context) :], mask[i, width - len(context) :] = torch.tensor(context), 1
+        logits, _, ref_logits = fused(ids, mask)
+        with torch.no_grad():
+            plain = policy.lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits[:, -1]
+            ref = reference(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask)).logits[:, -1]
+        torch.testing.assert_close(logits, plain.float(), atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(ref_logits, ref.float(), atol=1e-4, rtol=1e-4)
+        for context in contexts:
+            if len(context) == width - 1:  # a new episode in this row only
+                context[:] = list(rng.integers(3, 60, size=int(rng.integers(1, 5))))
+            else:
+                context.append(int(rng.integers(3, 60)))
+    assert fused.cache.n_incremental > width
+    assert fused.cache.n_recomputed > 3
