@@ -2,16 +2,17 @@
 
 With shared weights (the default) and ``lora=...`` or ``trainable_layers=N``, the env's reference model and the
 policy are largely the same tensors: LoRA's base weights, or every block but the top ``N``. The env would score
-``log π_ref`` with a second forward pass per step; instead, the policy runs each rollout step once over ``2n``
-rows, the ``n`` observed windows as the policy and the same windows as the reference:
+``log π_ref`` with a second forward pass per step; instead, the policy scores both in one forward of each rollout
+step, the ``n`` observed windows as the policy and the same windows as the reference:
 
 - with LoRA, through peft's mixed-batch inference (``adapter_names``; ``"__base__"`` = no adapter);
-- with ``trainable_layers``, every module that holds weights of the policy's own (the top blocks' linear layers
-  and norms) runs the policy rows itself and hands the reference rows to the reference's module of the same
-  name; everything else is shared and runs all rows at once.
+- with ``trainable_layers``, the shared blocks run the ``n`` windows once; from the first trained block on, every
+  row is doubled, and every module that holds weights of the policy's own (the top blocks' linear layers and
+  norms) runs the policy's copies itself and hands the reference's copies to the reference's module of the same
+  name. The caches of those upper layers hold each window twice (see ``WindowKVCache``).
 
-On CPU a one-token step is bound by reading the weights, which the two halves now read once (LoRA, and all
-shared blocks). The reference rows' log-probabilities of the sampled actions go to the env with the policy's
+On CPU a one-token step costs little more for ``2n`` rows than for ``n`` (LoRA), and the shared blocks run once
+(``trainable_layers``). The reference rows' log-probabilities of the sampled actions go to the env with the policy's
 ``log π`` on the log-prob channel, together with the env's reference model itself; the env uses them only when
 that model is its own (:class:`textenv.kl.LogProbMessage`), and scores π_ref itself otherwise.
 
