@@ -22,7 +22,7 @@ Used only for rollouts (``LMPolicy.forward`` without gradients); training passes
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -71,10 +71,13 @@ class FusedReference:
         shared = {id(p) for p in reference.parameters()}
         own = [n for n, p in lm.named_parameters() if id(p) not in shared]
         if getattr(lm, "_hf_peft_config_loaded", False):
+            from peft.tuners.lora import LoraLayer
+
             adapters = lm.active_adapters()
             if len(adapters) != 1 or not all("lora_" in n for n in own):
                 return None  # several adapters, or weights of its own besides the adapter
-            return cls(lm, reference, lambda k, m: _adapter_names(lm, [adapters[0]] * k + ["__base__"] * (m - k)))
+            layers: list[Any] = [m for m in lm.modules() if isinstance(m, LoraLayer)]
+            return cls(lm, reference, lambda k, m: _adapter_names(layers, [adapters[0]] * k + ["__base__"] * (m - k)))
         pairs = _module_pairs(lm, reference)
         if not own or pairs is None:
             return None  # nothing shared (full fine-tuning, share_reference_weights=False), or no clean split
@@ -89,7 +92,7 @@ class FusedReference:
 
             def doubled(rows: torch.Tensor | None) -> AbstractContextManager[Any]:
                 k = n if rows is None else len(rows)
-                return _stacked(_double_rows(blocks, k), self._split(k, 2 * k))
+                return _entered([_double_rows(blocks, k), self._split(k, 2 * k)])
 
             logits, hidden = self.cache(self.lm, ids, mask, rows_context=doubled)
             return logits[:n], hidden[:n], logits[n:]
@@ -163,19 +166,16 @@ def _double_rows(blocks: list[nn.Module], k: int) -> Iterator[None]:
     def double(module: nn.Module, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         return tuple(twice(a) for a in args), {key: twice(v) for key, v in kwargs.items()}
 
-    handles = [block.register_forward_pre_hook(double, with_kwargs=True) for block in blocks]
-    try:
+    with _entered(block.register_forward_pre_hook(double, with_kwargs=True) for block in blocks):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager
-def _stacked(*managers: AbstractContextManager[Any]) -> Iterator[None]:
+def _entered(contexts: Iterable[AbstractContextManager[Any]]) -> Iterator[None]:
+    """Enter every context (hook handles remove their hook on exit) for the duration of the block."""
     with contextlib.ExitStack() as stack:
-        for manager in managers:
-            stack.enter_context(manager)
+        for context in contexts:
+            stack.enter_context(context)
         yield
 
 
@@ -204,30 +204,19 @@ def _row_split(pairs: list[tuple[nn.Module, nn.Module]], k: int) -> Iterator[Non
 
         return hook
 
-    handles = []
-    for module, counterpart in pairs:
-        handles.append(module.register_forward_pre_hook(before))
-        handles.append(module.register_forward_hook(after(counterpart)))
-    try:
+    hooks = [module.register_forward_pre_hook(before) for module, _ in pairs]
+    hooks += [module.register_forward_hook(after(counterpart)) for module, counterpart in pairs]
+    with _entered(hooks):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 @contextmanager
-def _adapter_names(lm: Any, names: list[str]) -> Iterator[None]:
-    """Pass peft's ``adapter_names`` (one adapter per row) to every LoRA layer of ``lm`` within the block."""
-    from peft.tuners.lora import LoraLayer
+def _adapter_names(layers: list[Any], names: list[str]) -> Iterator[None]:
+    """Pass peft's ``adapter_names`` (one adapter per row) to each of the LoRA ``layers`` within the block."""
 
     def inject(module: Any, args: Any, kwargs: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         kwargs["adapter_names"] = names
         return args, kwargs
 
-    layers: list[Any] = [m for m in lm.modules() if isinstance(m, LoraLayer)]
-    handles = [layer.register_forward_pre_hook(inject, with_kwargs=True) for layer in layers]
-    try:
+    with _entered(layer.register_forward_pre_hook(inject, with_kwargs=True) for layer in layers):
         yield
-    finally:
-        for handle in handles:
-            handle.remove()

@@ -72,6 +72,9 @@ def _step_mask(model: Any, mask: torch.Tensor) -> torch.Tensor:
     return mask[:, None, None, :].bool()
 
 
+_RowsContext = Callable[[torch.Tensor | None], AbstractContextManager[Any]]
+
+
 def _no_context(rows: torch.Tensor | None) -> AbstractContextManager[Any]:
     return nullcontext()
 
@@ -127,7 +130,6 @@ class WindowKVCache:
         self._start = 0  # the cache is columns [start, start + W) of every buffer
         self._logits: torch.Tensor | None = None
         self._hidden: torch.Tensor | None = None
-        self._rows_context: Callable[[torch.Tensor | None], AbstractContextManager[Any]] = _no_context
 
     @torch.no_grad()
     def __call__(
@@ -136,7 +138,7 @@ class WindowKVCache:
         ids: torch.Tensor,
         mask: torch.Tensor,
         *,
-        rows_context: Callable[[torch.Tensor | None], AbstractContextManager[Any]] | None = None,
+        rows_context: _RowsContext | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, hidden)`` at the last column of each window: shapes ``(n, V)`` and ``(n, H)``.
 
@@ -149,13 +151,14 @@ class WindowKVCache:
                 some layer on: its outputs then have ``m × n`` rows (copy ``j`` of window ``i`` at row
                 ``j·n + i``), and so do the caches of those layers.
         """
-        self._rows_context = rows_context or _no_context
         with packed_linears(model):
-            return self._serve(model, ids, mask)
+            return self._serve(model, ids, mask, rows_context or _no_context)
 
-    def _serve(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _serve(
+        self, model: Any, ids: torch.Tensor, mask: torch.Tensor, around: _RowsContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         if self._ids is None or self._ids.shape != ids.shape or self._mask is None or not self._keys:
-            return self._recompute_all(model, ids, mask)
+            return self._recompute_all(model, ids, mask, around)
         same = torch.equal(ids, self._ids) and torch.equal(mask, self._mask)
         if same and self._logits is not None and self._hidden is not None:
             return self._logits, self._hidden
@@ -166,11 +169,11 @@ class WindowKVCache:
             & (mask[:, -1] == 1)
         )
         if not bool(follows.any()):
-            return self._recompute_all(model, ids, mask)
+            return self._recompute_all(model, ids, mask, around)
         width = ids.shape[1]
         start, end = self._slide(width)
         past = Cache(layers=[_ViewLayer(k, v, start, end) for k, v in zip(self._keys, self._values, strict=True)])
-        with self._rows_context(None):
+        with around(None):
             out = model(
                 input_ids=ids[:, -1:],
                 attention_mask=_step_mask(model, mask),
@@ -182,7 +185,7 @@ class WindowKVCache:
         logits, hidden = out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
         stale = (~follows).nonzero().flatten()
         if stale.numel():
-            r_logits, r_hidden = self._write_full(model, ids[stale], mask[stale], stale, len(ids))
+            r_logits, r_hidden = self._write_full(model, ids[stale], mask[stale], stale, len(ids), around)
             copies = _copies(stale, len(ids), logits.shape[0])
             logits[copies], hidden[copies] = r_logits, r_hidden
         self.n_incremental += int(follows.sum())
@@ -200,15 +203,23 @@ class WindowKVCache:
         self._start = start
         return start, start + width - 1
 
-    def _recompute_all(self, model: Any, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _recompute_all(
+        self, model: Any, ids: torch.Tensor, mask: torch.Tensor, around: _RowsContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         self._keys, self._values, self._start = [], [], 0
-        logits, hidden = self._write_full(model, ids, mask, None, len(ids))
+        logits, hidden = self._write_full(model, ids, mask, None, len(ids), around)
         self.n_recomputed += ids.shape[0]
         self._store(ids, mask, logits, hidden)
         return logits, hidden
 
     def _write_full(
-        self, model: Any, ids: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor | None, windows: int
+        self,
+        model: Any,
+        ids: torch.Tensor,
+        mask: torch.Tensor,
+        rows: torch.Tensor | None,
+        windows: int,
+        around: _RowsContext,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Run the whole windows of ``rows`` (all rows when ``None``, allocating the buffers) into the cache.
 
@@ -216,7 +227,7 @@ class WindowKVCache:
         """
         width = ids.shape[1]
         first = content_start(mask)
-        with self._rows_context(rows):
+        with around(rows):
             out = forward_windows(model, ids[:, first:], mask[:, first:], use_cache=True)
         for i, layer in enumerate(out.past_key_values.layers):
             for bufs, new in ((self._keys, layer.keys), (self._values, layer.values)):
