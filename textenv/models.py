@@ -51,6 +51,7 @@ from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFas
     PreTrainedTokenizerFast,
 )
 
+from textenv.activations import fuse_activations
 from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
 
 __all__ = [
@@ -149,7 +150,8 @@ def load_model_and_tokenizer(
     ``device``. The tokenizer pads on the left (the env's context window is left-padded so the next token is
     always predicted at the last position) and has a pad token: where it had none, the pad token is set to
     the EOS token. Padded positions are masked out by the attention mask, so which id fills them does not
-    matter, and reusing EOS keeps the vocabulary, hence the action space ``Discrete(V)``, unchanged.
+    matter, and reusing EOS keeps the vocabulary, hence the action space ``Discrete(V)``, unchanged. GPT-2's
+    tanh GELU runs as torch's fused kernel of the same formula (:mod:`textenv.activations`).
 
     Args:
         name_or_path: A local folder, a hub id, :data:`DEFAULT_MODEL` or :data:`TOY_MODEL`.
@@ -205,6 +207,7 @@ def load_model_and_tokenizer(
 
     # Typed as a Module because transformers' `functools.wraps`-decorated override of `to` confuses mypy.
     module: torch.nn.Module = model
+    fuse_activations(module)
     module.eval()
     if isinstance(torch_dtype, torch.dtype):
         module.to(device=torch_device, dtype=torch_dtype)
@@ -285,6 +288,7 @@ def reference_copy(model: _ModuleT) -> _ModuleT:
         An independent copy in eval mode whose parameters do not require gradients.
     """
     reference = copy.deepcopy(model)
+    fuse_activations(reference)
     reference.eval()
     reference.requires_grad_(False)
     return reference

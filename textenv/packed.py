@@ -13,9 +13,6 @@ same products 1.3-2.5× faster (measured per layer in ``BENCHMARKS.md``). :func:
   or when a strided sample of its values differs from the packed one (writes through ``.data``);
 - the packed copy costs one more copy of the weights in memory (freed with the weight).
 
-In the same no-grad forwards, GPT-2's tanh GELU (transformers' ``NewGELUActivation``, six elementwise operations)
-runs as torch's fused kernel of the same formula (``gelu(x, approximate="tanh")``, 2-6× faster).
-
 Results equal the plain ones up to float32 rounding (a different summation order). Set the environment
 variable ``TEXTENV_PACKED_WEIGHTS=0`` to turn it off (for instance to save the memory of the packed copies).
 """
@@ -66,17 +63,15 @@ def enabled() -> bool:
 
 @contextmanager
 def packed_linears(model: nn.Module) -> Iterator[None]:
-    """Within the block, no-grad CPU float32 forwards of ``model`` use prepacked weights (and the fused GELU)."""
+    """Within the block, no-grad CPU float32 forwards of ``model`` use prepacked weights."""
     if not enabled() or torch.is_grad_enabled():
         yield
         return
-    conv1d, new_gelu = _transformers_types()
+    conv1d = _conv1d_type()
     patched = []
     for module in model.modules():
         kind = type(module)
-        if kind is new_gelu:
-            module.forward = _gelu_tanh
-        elif kind.forward is nn.Linear.forward:
+        if kind.forward is nn.Linear.forward:
             module.forward = partial(_linear_forward, module, False)
         elif conv1d is not None and kind.forward is conv1d.forward:
             module.forward = partial(_linear_forward, module, True)
@@ -90,18 +85,13 @@ def packed_linears(model: nn.Module) -> Iterator[None]:
             module.__dict__.pop("forward", None)
 
 
-def _transformers_types() -> tuple[Any, Any]:
-    """transformers' ``Conv1D`` (GPT-2's linear layer) and ``NewGELUActivation`` (GPT-2's tanh GELU)."""
+def _conv1d_type() -> Any:
+    """transformers' ``Conv1D`` (GPT-2's linear layer, weight stored ``[in, out]``)."""
     try:
-        from transformers.activations import NewGELUActivation
         from transformers.pytorch_utils import Conv1D
     except ImportError:  # pragma: no cover - transformers is a dependency
-        return None, None
-    return Conv1D, NewGELUActivation
-
-
-def _gelu_tanh(x: torch.Tensor) -> torch.Tensor:
-    return torch.nn.functional.gelu(x, approximate="tanh")
+        return None
+    return Conv1D
 
 
 def _packed(weight: torch.Tensor, transposed: bool) -> torch.Tensor | None:

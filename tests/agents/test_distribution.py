@@ -46,6 +46,33 @@ def test_log_probs_entropy_and_mode_are_the_categorical_ones():
     assert torch.equal(dist.get_actions(deterministic=True), logits.argmax(-1))
 
 
+def test_gradients_match_the_categorical_ones_with_and_without_masked_tokens():
+    base = torch.randn(3, 300)
+    actions = torch.tensor([105, 117, 299])
+    for masked in (False, True):
+        grads = []
+        for make in (lambda x: TokenDistribution(300).proba_distribution(x), lambda x: Categorical(logits=x)):
+            logits = base.clone()
+            if masked:
+                logits[:, :100] = float("-inf")  # what the policy's top-k does
+            logits.requires_grad_(True)
+            dist = make(logits)
+            loss = dist.log_prob(actions).sum() + 0.5 * dist.entropy().sum()
+            loss.backward()
+            grads.append((loss.detach(), logits.grad))
+        assert torch.isfinite(grads[0][0]) and torch.isfinite(grads[0][1]).all()
+        torch.testing.assert_close(grads[0][0], grads[1][0])
+        torch.testing.assert_close(grads[0][1], grads[1][1])
+
+
+def test_the_categorical_view_is_the_same_distribution():
+    logits = torch.randn(2, 50)
+    dist = TokenDistribution(50).proba_distribution(logits)
+    torch.testing.assert_close(dist.distribution.probs, torch.softmax(logits, -1))
+    dist.distribution = Categorical(logits=logits * 2)  # SB3's attribute can still be assigned
+    torch.testing.assert_close(dist.log_probs.exp(), torch.softmax(logits * 2, -1))
+
+
 def test_draws_are_reproducible_under_the_global_seed():
     probs = torch.softmax(torch.randn(5, 1000), -1)
     torch.manual_seed(3)
