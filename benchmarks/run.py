@@ -170,13 +170,15 @@ def _child(spec: Path) -> int:
     """Measure the cells of ``spec`` one after another in this process, printing one result line each."""
     import traceback
 
-    # Import what every row needs before the baseline memory is read.
+    # Import what every row needs before the baseline memory is read. transformers and agents import their
+    # modules lazily: name the ones that load a model and build the policy, or their code (about 130 MB: torch's
+    # compiler stack, sympy and scipy, which transformers' model classes pull in) counts as a row's memory.
     import stable_baselines3  # noqa: F401
     import torch  # noqa: F401
-    import transformers  # noqa: F401
+    from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: F401
 
-    import agents  # noqa: F401
     import textenv.vector  # noqa: F401
+    from agents import EpisodeRolloutBuffer, LMPolicy  # noqa: F401
     from benchmarks.rows import run_cell
 
     for cell in json.loads(spec.read_text()):
