@@ -14,6 +14,7 @@ from typing import Any
 __all__ = [
     "EpisodeRolloutBuffer",
     "LMPolicy",
+    "SkipDiscardedValues",
     "TrainConfig",
     "compare",
     "load_config",
@@ -27,6 +28,7 @@ __all__ = [
 _WHERE = {
     "EpisodeRolloutBuffer": "agents.buffer",
     "LMPolicy": "agents.policy",
+    "SkipDiscardedValues": "agents.callbacks",
     "TrainConfig": "agents.config",
     "load_config": "agents.config",
     "make_agent": "agents.train",

@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from agents.io import atomic_write_text
 
-__all__ = ["AtomicCSVOutput", "ProgressCallback", "RLHFMetricsCallback"]
+__all__ = ["AtomicCSVOutput", "ProgressCallback", "RLHFMetricsCallback", "SkipDiscardedValues"]
 
 
 class AtomicCSVOutput(KVWriter):
@@ -50,6 +50,29 @@ class AtomicCSVOutput(KVWriter):
 
     def close(self) -> None:
         """Nothing to close: every write is complete on disk."""
+
+
+class SkipDiscardedValues(BaseCallback):
+    """Spare the forward pass of bootstrap values that SB3 multiplies by zero.
+
+    At the end of each rollout SB3 computes the value of every env's newest observation and weighs it by
+    ``1 - done``. Where an episode has just ended, that observation is the next episode's prompt, and its value
+    would cost a forward pass over the whole prompt for nothing: with completions of fixed length and
+    ``n_steps`` a multiple of it, every rollout ends that way. At the last step of each rollout this callback
+    tells :class:`~agents.policy.LMPolicy` which rows those are (:meth:`~agents.policy.LMPolicy.discard_values`),
+    and the policy returns 0 for them without computing them. Returns and advantages are unchanged.
+    ``agents.train`` (and so the ``textenv`` commands) adds it; add it to ``learn(callback=...)`` when driving SB3
+    directly.
+    """
+
+    def _on_step(self) -> bool:
+        steps, last = self.locals.get("n_steps"), self.locals.get("n_rollout_steps")
+        discard = getattr(self.model.policy, "discard_values", None)
+        if discard is not None and steps is not None and last is not None and steps + 1 >= last:
+            new_obs, dones = self.locals["new_obs"], self.locals["dones"]
+            if isinstance(new_obs, dict) and "input_ids" in new_obs:
+                discard(new_obs["input_ids"], np.asarray(dones, dtype=bool))
+        return True
 
 
 class RLHFMetricsCallback(BaseCallback):

@@ -65,7 +65,7 @@ class TokenDistribution(CategoricalDistribution):
         self._categorical: Categorical | None = None
         return self
 
-    @property  # type: ignore[override]
+    @property
     def distribution(self) -> Categorical:
         """The same distribution as a ``torch.distributions.Categorical``."""
         if self._categorical is None:

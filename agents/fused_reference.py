@@ -84,8 +84,13 @@ class FusedReference:
         blocks = _blocks_from_first_with(lm, {id(module) for module, _ in pairs})
         return cls(lm, reference, lambda k, m: _row_split(pairs, k), duplicate_from=blocks)
 
-    def __call__(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(logits, hidden, reference_logits)`` at the last column of each window (no gradients)."""
+    def __call__(
+        self, ids: torch.Tensor, mask: torch.Tensor, *, skip: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(logits, hidden, reference_logits)`` at the last column of each window (no gradients).
+
+        ``skip``: rows whose outputs will not be used (see :class:`~textenv.kv_cache.WindowKVCache`).
+        """
         n = ids.shape[0]
         if self._duplicate_from is not None:  # shared blocks run once; the rows double from the first own block
             blocks = self._duplicate_from
@@ -94,7 +99,7 @@ class FusedReference:
                 k = n if rows is None else len(rows)
                 return _entered([_double_rows(blocks, k), self._split(k, 2 * k)])
 
-            logits, hidden = self.cache(self.lm, ids, mask, rows_context=doubled)
+            logits, hidden = self.cache(self.lm, ids, mask, rows_context=doubled, skip=skip)
             return logits[:n], hidden[:n], logits[n:]
 
         def rows_context(rows: torch.Tensor | None) -> AbstractContextManager[Any]:
@@ -103,7 +108,8 @@ class FusedReference:
             return self._split(int((rows < n).sum()), len(rows))  # rows come sorted: the policy's first
 
         both = torch.cat([ids, ids]), torch.cat([mask, mask])
-        logits, hidden = self.cache(self.lm, *both, rows_context=rows_context)
+        logits, hidden = self.cache(self.lm, *both, rows_context=rows_context,
+                                    skip=None if skip is None else torch.cat([skip, skip]))  # fmt: skip
         return logits[:n], hidden[:n], logits[n:]
 
 

@@ -109,6 +109,7 @@ class LMPolicy(ActorCriticPolicy):
         self.trainable_layers = trainable_layers
         self.share_reference_weights = bool(share_reference_weights)
         self._cache = WindowKVCache()
+        self._discarded: tuple[Any, Any] | None = None  # (input ids, rows): see discard_values
         super().__init__(
             observation_space,
             action_space,
@@ -205,6 +206,7 @@ class LMPolicy(ActorCriticPolicy):
         fused = getattr(self, "_fused", (None,))[0]
         if fused is not None:
             fused.cache.clear()
+        self._discarded = None
         clear_posted_logprobs()
 
     # ------------------------------------------------------------------ the SB3 policy interface
@@ -242,9 +244,44 @@ class LMPolicy(ActorCriticPolicy):
         return actions, values, log_prob
 
     def predict_values(self, obs: dict[str, torch.Tensor]) -> torch.Tensor:  # type: ignore[override]
-        """Values of a batch of observations, shape ``(n, 1)``."""
-        _, hidden = self._last_position(obs)
+        """Values of a batch of observations, shape ``(n, 1)``.
+
+        Rows announced by :meth:`discard_values` for exactly these observations may come back as 0 without a
+        forward pass (only when the rollout cache cannot serve them with one token).
+        """
+        ids, mask = self._windows(obs)
+        skip = self._take_discarded(ids)
+        if skip is not None and bool(skip.all()):
+            return torch.zeros((ids.shape[0], 1), device=ids.device)
+        fused = self._fused[0] if not torch.is_grad_enabled() else None
+        if fused is not None:  # the rollout's cache is the fused one: serve the rows that follow it
+            _, hidden, _ = fused(ids, mask, skip=skip)
+        elif torch.is_grad_enabled():
+            _, hidden = self._forward_windows(ids, mask)
+        else:
+            _, hidden = self._cache(self.lm, ids, mask, skip=skip)
         return self.value_head(hidden).float()
+
+    def discard_values(self, input_ids: Any, rows: Any) -> None:
+        """Announce that the values of ``rows`` of the next :meth:`predict_values` call will be thrown away.
+
+        SB3 ends each rollout with ``predict_values`` of the last observations and multiplies each by
+        ``1 - done``: where an env's episode has just ended, the value of its new first observation is never
+        used, yet computing it means a forward pass over the whole new prompt.
+        :class:`~agents.callbacks.SkipDiscardedValues` calls this at the last step of every rollout. The
+        announcement holds for one call, and only if that call's ``input_ids`` equal ``input_ids``.
+
+        Args:
+            input_ids: The observations' ``input_ids``, shape ``(n, W)``.
+            rows: Boolean ``(n,)``: the rows whose values will be discarded.
+        """
+        self._discarded = (torch.as_tensor(input_ids).long().clone(), torch.as_tensor(rows, dtype=torch.bool))
+
+    def _take_discarded(self, ids: torch.Tensor) -> torch.Tensor | None:
+        announced, self._discarded = self._discarded, None
+        if announced is None or announced[0].shape != ids.shape or not torch.equal(announced[0], ids.cpu()):
+            return None
+        return announced[1].to(ids.device)
 
     def get_distribution(self, obs: dict[str, torch.Tensor]) -> CategoricalDistribution:  # type: ignore[override]
         """The action distribution for a batch of observations."""

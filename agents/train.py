@@ -25,7 +25,7 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from agents.buffer import EpisodeRolloutBuffer
-from agents.callbacks import AtomicCSVOutput, ProgressCallback, RLHFMetricsCallback
+from agents.callbacks import AtomicCSVOutput, ProgressCallback, RLHFMetricsCallback, SkipDiscardedValues
 from agents.checkpoint import POLICY_DIR, load_checkpoint_state, restore_rng, save_checkpoint, save_policy
 from agents.config import TrainConfig
 from agents.io import atomic_write_text
@@ -219,7 +219,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
 
     metrics = RLHFMetricsCallback(out / "samples.jsonl", config.sample_every, elapsed_offset=elapsed_before,
                                   before_rollout=checkpoint)  # fmt: skip
-    callbacks: list[BaseCallback] = [metrics]
+    callbacks: list[BaseCallback] = [metrics, SkipDiscardedValues()]
     if progress:
         callbacks.append(ProgressCallback(config.budget_tokens, f"{config.algo} seed {config.seed}", metrics))
     interrupted = False

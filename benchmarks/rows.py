@@ -14,6 +14,8 @@ than wall time when other processes share the machine.
 - ``D_ppo``: ``PPO(LMPolicy)`` with SB3's defaults (10 epochs, minibatches of 64 transitions);
 - ``D_a2c``: ``A2C(LMPolicy)`` with AdamW, as ``agents.make_agent`` builds it;
 - ``E``: TRL's ``GRPOTrainer`` (:mod:`benchmarks.grpo`);
+- every D row runs ``learn`` with :class:`agents.callbacks.SkipDiscardedValues`, as ``agents.train`` does: a run's
+  episodes all end with its rollout, so SB3's bootstrap values at its end are discarded and not computed;
 - ``B_lora``, ``D_lora``, ``E_lora``: B, D_ppo1 and E with a LoRA adapter (peft's defaults for the model's
   architecture, ``r=16``, ``lora_alpha=32``, no dropout) as the only trained weights. textenv's reference is then the
   policy's own base weights, scored in the policy's rollout forward; TRL's is the same model with the adapter
@@ -191,7 +193,7 @@ def _learn(
 ) -> tuple[Callable[[], int], Callable[[], dict[str, Any]]]:
     from stable_baselines3 import A2C, PPO
 
-    from agents import EpisodeRolloutBuffer, LMPolicy
+    from agents import EpisodeRolloutBuffer, LMPolicy, SkipDiscardedValues
     from textenv.vector import make_vec_env
 
     vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **_env_kwargs(folder, prompts, new_tokens, prompt_tokens))
@@ -207,7 +209,7 @@ def _learn(
     tokens = batch * new_tokens
 
     def run() -> int:
-        model.learn(tokens, reset_num_timesteps=False)
+        model.learn(tokens, reset_num_timesteps=False, callback=SkipDiscardedValues())
         return tokens
 
     def state() -> dict[str, Any]:

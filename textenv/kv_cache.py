@@ -112,13 +112,14 @@ class _ViewLayer(DynamicLayer):
 class WindowKVCache:
     """Next-token logits and last hidden states of a causal LM for batches of windows, reusing past work.
 
-    Counts what it did in ``n_incremental`` (rows served by a one-token forward) and ``n_recomputed`` (rows
-    recomputed from their whole window), for tests and benchmarks.
+    Counts what it did in ``n_incremental`` (rows served by a one-token forward), ``n_recomputed`` (rows
+    recomputed from their whole window) and ``n_skipped`` (rows left out, see ``skip``), for tests and benchmarks.
     """
 
     def __init__(self) -> None:
         self.n_incremental = 0
         self.n_recomputed = 0
+        self.n_skipped = 0
         self.clear()
 
     def clear(self) -> None:
@@ -139,12 +140,16 @@ class WindowKVCache:
         mask: torch.Tensor,
         *,
         rows_context: _RowsContext | None = None,
+        skip: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(logits, hidden)`` at the last column of each window: shapes ``(n, V)`` and ``(n, H)``.
 
         The model's linear layers run on prepacked weights (:func:`textenv.packed.packed_linears`).
 
         Args:
+            skip: Boolean ``(n,)``: rows whose outputs the caller will not use. Such a row that the cache cannot
+                serve with one token is not recomputed: its outputs are zeros, and the cache forgets it (a later
+                call recomputes it). Rows the cache serves with one token are computed as usual.
             rows_context: Called with the indices of the rows that a forward pass is about to run (``None``:
                 all of them), it returns a context manager that the pass runs in; for per-row settings
                 such as peft's ``adapter_names``. Within it the model may run each window ``m`` times from
@@ -152,10 +157,10 @@ class WindowKVCache:
                 ``j·n + i``), and so do the caches of those layers.
         """
         with packed_linears(model):
-            return self._serve(model, ids, mask, rows_context or _no_context)
+            return self._serve(model, ids, mask, rows_context or _no_context, skip)
 
     def _serve(
-        self, model: Any, ids: torch.Tensor, mask: torch.Tensor, around: _RowsContext
+        self, model: Any, ids: torch.Tensor, mask: torch.Tensor, around: _RowsContext, skip: torch.Tensor | None
     ) -> tuple[torch.Tensor, torch.Tensor]:
         if self._ids is None or self._ids.shape != ids.shape or self._mask is None or not self._keys:
             return self._recompute_all(model, ids, mask, around)
@@ -168,6 +173,7 @@ class WindowKVCache:
             & (self._mask[:, 0] == 0)
             & (mask[:, -1] == 1)
         )
+        dropped = ~follows & skip if skip is not None else torch.zeros_like(follows)
         if not bool(follows.any()):
             return self._recompute_all(model, ids, mask, around)
         width = ids.shape[1]
@@ -183,7 +189,7 @@ class WindowKVCache:
                 output_hidden_states=True,
             )
         logits, hidden = out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
-        stale = (~follows).nonzero().flatten()
+        stale = (~follows & ~dropped).nonzero().flatten()
         if stale.numel():
             r_logits, r_hidden = self._write_full(model, ids[stale], mask[stale], stale, len(ids), around)
             copies = _copies(stale, len(ids), logits.shape[0])
@@ -191,6 +197,13 @@ class WindowKVCache:
         self.n_incremental += int(follows.sum())
         self.n_recomputed += int(stale.numel())
         self._store(ids, mask, logits, hidden)
+        if bool(dropped.any()):  # their cache columns hold a step on the wrong past: never serve them again
+            rows = dropped.nonzero().flatten()
+            copies = _copies(rows, len(ids), logits.shape[0])
+            logits[copies], hidden[copies] = 0.0, 0.0
+            assert self._mask is not None
+            self._mask[rows, 0] = 1  # a window whose first column is not padding never "follows"
+            self.n_skipped += int(rows.numel())
         return logits, hidden
 
     def _slide(self, width: int) -> tuple[int, int]:

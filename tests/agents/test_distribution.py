@@ -60,7 +60,8 @@ def test_gradients_match_the_categorical_ones_with_and_without_masked_tokens():
             loss = dist.log_prob(actions).sum() + 0.5 * dist.entropy().sum()
             loss.backward()
             grads.append((loss.detach(), logits.grad))
-        assert torch.isfinite(grads[0][0]) and torch.isfinite(grads[0][1]).all()
+        assert torch.isfinite(grads[0][0])
+        assert torch.isfinite(grads[0][1]).all()
         torch.testing.assert_close(grads[0][0], grads[1][0])
         torch.testing.assert_close(grads[0][1], grads[1][1])
 

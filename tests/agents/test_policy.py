@@ -183,3 +183,46 @@ def test_gradients_and_stale_packed_weights_are_freed_and_rollouts_see_the_new_w
         ids, mask = obs["input_ids"].long(), obs["attention_mask"].long()
         out = policy.lm(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask))
     torch.testing.assert_close(fast, out.logits[:, -1].float(), atol=1e-4, rtol=1e-4)
+
+
+@pytest.mark.parametrize(
+    "policy_kwargs", [{}, {"trainable_layers": 1}, {"lora": {"r": 4, "target_modules": "all-linear"}}],
+    ids=["full", "top-layer", "lora"],
+)  # fmt: skip
+def test_skipping_discarded_bootstrap_values_changes_no_return_advantage_or_weight(policy_kwargs):
+    from agents.callbacks import SkipDiscardedValues
+
+    runs = []
+    for callback in (None, SkipDiscardedValues()):
+        # n_steps is twice the completion length: every rollout ends as every episode does
+        vec = make_vec_env("textenv/Toy-v0", n_envs=3, seed=0, max_new_tokens=4, kl_coef=0.3)
+        model = _ppo(vec, n_steps=8, batch_size=12, n_epochs=2, learning_rate=1e-2, ent_coef=0.05,
+                     policy_kwargs=policy_kwargs)  # fmt: skip
+        calls: list[int] = []
+        model.policy.lm.register_forward_pre_hook(lambda module, args, calls=calls: calls.append(1))
+        model.learn(3 * 8 * 3, callback=callback)
+        buffer = model.rollout_buffer
+        runs.append((buffer.returns.copy(), buffer.advantages.copy(), [p.detach().clone() for p in
+                     model.policy.parameters()], len(calls)))  # fmt: skip
+    (returns, advantages, weights, forwards), (s_returns, s_advantages, s_weights, s_forwards) = runs
+    np.testing.assert_array_equal(s_returns, returns)
+    np.testing.assert_array_equal(s_advantages, advantages)
+    assert all(torch.equal(a, b) for a, b in zip(weights, s_weights, strict=True))
+    assert s_forwards == forwards - 3  # one bootstrap pass fewer per rollout
+
+
+def test_announced_values_are_skipped_only_for_the_announced_observations():
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=4)
+    policy = _ppo(vec).policy
+    obs = policy.obs_to_tensor(vec.reset())[0]
+    with torch.no_grad():
+        torch.nn.init.normal_(policy.value_head.weight)  # the head starts at zero: make the values tell
+        values = policy.predict_values(obs)
+        assert values.abs().min() > 0
+        other = obs["input_ids"].clone()
+        other[0, -1] += 1
+        policy.discard_values(other.numpy(), np.array([True, True]))  # other observations: ignored
+        torch.testing.assert_close(policy.predict_values(obs), values)
+        policy.discard_values(obs["input_ids"].numpy(), np.array([True, True]))
+        assert not policy.predict_values(obs).any()
+        torch.testing.assert_close(policy.predict_values(obs), values)  # the announcement held for one call

@@ -108,3 +108,35 @@ def test_the_cache_extends_a_trimmed_window_like_a_fresh_pass():
     fresh_logits, fresh_hidden = WindowKVCache()(model, nxt_ids, nxt_mask)
     torch.testing.assert_close(logits, fresh_logits, atol=1e-5, rtol=1e-5)
     torch.testing.assert_close(hidden, fresh_hidden, atol=1e-5, rtol=1e-5)
+
+
+def test_skipped_rows_are_not_recomputed_and_are_recomputed_when_next_needed(tiny_lm_dir):
+    model, tok = load_model_and_tokenizer(tiny_lm_dir)
+    pad = tok.pad_token_id
+
+    def full(ids, mask):
+        with torch.no_grad():
+            out = model(input_ids=ids, attention_mask=mask, position_ids=position_ids(mask), output_hidden_states=True)
+        return out.logits[:, -1], out.hidden_states[-1][:, -1]
+
+    cache = WindowKVCache()
+    cache(model, *_windows([[5, 6], [7], [8, 9, 10]], pad))
+    # rows 0 and 1 follow; row 2 starts a new episode. Skip rows 1 and 2: row 1 follows, so it is computed anyway.
+    contexts = [[5, 6, 11], [7, 12], [13, 14]]
+    ids, mask = _windows(contexts, pad)
+    logits, hidden = cache(model, ids, mask, skip=torch.tensor([False, True, True]))
+    want_logits, want_hidden = full(ids, mask)
+    torch.testing.assert_close(logits[:2], want_logits[:2], atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(hidden[:2], want_hidden[:2], atol=1e-5, rtol=1e-5)
+    assert not logits[2].any()
+    assert not hidden[2].any()
+    assert (cache.n_incremental, cache.n_recomputed, cache.n_skipped) == (2, 3, 1)
+
+    # The next step: the skipped row's window now follows the one it was skipped at, yet is recomputed.
+    contexts = [[*c, 15] for c in contexts]
+    ids, mask = _windows(contexts, pad)
+    logits, hidden = cache(model, ids, mask)
+    want_logits, want_hidden = full(ids, mask)
+    torch.testing.assert_close(logits, want_logits, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(hidden, want_hidden, atol=1e-5, rtol=1e-5)
+    assert (cache.n_incremental, cache.n_recomputed) == (4, 4)
