@@ -11,8 +11,9 @@ Speed: the keys and values live in preallocated buffers twice the window wide, a
 ``W`` consecutive columns of them. A step moves the view one column to the right and writes the new token's
 keys and values in place, so nothing is copied per step (a ``DynamicCache`` rebuilt from sliced tensors copies
 the whole cache twice per step); once the view reaches the end of the buffer it is copied back to the start,
-once every ``W`` steps. Full forwards skip the leading columns that are padding in every row (at the start of an
-episode, half the window): padded columns are masked out, so leaving them out changes nothing but the cost.
+once every ``W`` steps. Full forwards and one-token steps skip the leading columns that are padding in every row
+(at the start of an episode, half the window): padded columns are masked out, so leaving them out changes nothing
+but the cost.
 """
 
 from __future__ import annotations
@@ -178,13 +179,16 @@ class WindowKVCache:
             return self._recompute_all(model, ids, mask, around)
         width = ids.shape[1]
         start, end = self._slide(width)
-        past = Cache(layers=[_ViewLayer(k, v, start, end) for k, v in zip(self._keys, self._values, strict=True)])
+        # Columns that are padding in every row are left out of the step's attention (masked out, they change
+        # nothing but the keys and values read): early in an episode that is most of the window.
+        first = content_start(mask)
+        layers = [_ViewLayer(k, v, start + first, end) for k, v in zip(self._keys, self._values, strict=True)]
         with around(None):
             out = model(
                 input_ids=ids[:, -1:],
-                attention_mask=_step_mask(model, mask),
+                attention_mask=_step_mask(model, mask[:, first:]),
+                past_key_values=Cache(layers=layers),
                 position_ids=position_ids(mask)[:, -1:],
-                past_key_values=past,
                 use_cache=True,
                 output_hidden_states=True,
             )

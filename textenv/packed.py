@@ -32,10 +32,13 @@ from torch.optim.optimizer import register_optimizer_step_post_hook
 
 __all__ = ["enabled", "forget", "packed_linears"]
 
-# id(weight) -> (weak reference to the weight, version, data pointer, shape, sampled values, packed weight).
+# id(weight) -> (weak reference to the weight, version, data pointer, shape, a strided view of some of its values,
+# those values when packed, packed weight).
 # Keyed by id, not by the tensor (a WeakKeyDictionary would compare tensors with ``==``); an entry is dropped
 # with its weight.
-_PACKED: dict[int, tuple[weakref.ref[torch.Tensor], int, int, torch.Size, torch.Tensor, torch.Tensor]] = {}
+_PACKED: dict[
+    int, tuple[weakref.ref[torch.Tensor], int, int, torch.Size, torch.Tensor, torch.Tensor, torch.Tensor]
+] = {}
 _BATCH_HINT = 32  # oneDNN's layout choice; measured equal for 1 to 256 rows
 _SAMPLE = 16  # values compared before each use
 _STATE = {"usable": True}
@@ -104,9 +107,9 @@ def _packed(weight: torch.Tensor, transposed: bool) -> torch.Tensor | None:
         entry is not None
         and entry[0]() is weight
         and (entry[1], entry[2], entry[3]) == (weight._version, weight.data_ptr(), weight.shape)
-        and torch.equal(entry[4], _sample(weight))
+        and torch.equal(entry[4], entry[5])
     ):
-        return entry[5]
+        return entry[6]
     dense = weight.detach().t().contiguous() if transposed else weight.detach().contiguous()
     try:
         packed = torch.ops.mkldnn._reorder_linear_weight(dense, _BATCH_HINT)
@@ -115,13 +118,17 @@ def _packed(weight: torch.Tensor, transposed: bool) -> torch.Tensor | None:
         return None
     if entry is None or entry[0]() is not weight:
         weakref.finalize(weight, _PACKED.pop, key, None)
-    _PACKED[key] = (weakref.ref(weight), weight._version, weight.data_ptr(), weight.shape, _sample(weight), packed)
+    sample = _sample(weight)
+    _PACKED[key] = (weakref.ref(weight), weight._version, weight.data_ptr(), weight.shape, sample, sample.clone(),
+                    packed)  # fmt: skip
     return packed
 
 
 def _sample(weight: torch.Tensor) -> torch.Tensor:
-    flat = weight.detach().reshape(-1)
-    return flat[:: max(1, flat.numel() // _SAMPLE)].clone()
+    """A strided view of about ``_SAMPLE`` of the weight's values: it reads the weight's storage when compared."""
+    side = max(1, round(_SAMPLE**0.5))
+    rows, cols = weight.shape
+    return weight.detach()[:: max(1, rows // side), :: max(1, cols // side)]
 
 
 def _linear_forward(module: Any, transposed: bool, x: torch.Tensor) -> torch.Tensor:
