@@ -182,7 +182,8 @@ class WindowKVCache:
         # Columns that are padding in every row are left out of the step's attention (masked out, they change
         # nothing but the keys and values read): early in an episode that is most of the window.
         first = content_start(mask)
-        layers = [_ViewLayer(k, v, start + first, end) for k, v in zip(self._keys, self._values, strict=True)]
+        buffers = zip(self._keys, self._values, strict=True)
+        layers: list[Any] = [_ViewLayer(k, v, start + first, end) for k, v in buffers]
         with around(None):
             out = model(
                 input_ids=ids[:, -1:],
