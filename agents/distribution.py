@@ -62,7 +62,7 @@ class TokenDistribution(CategoricalDistribution):
 
     def proba_distribution(self, action_logits: torch.Tensor) -> TokenDistribution:
         self.log_probs = torch.log_softmax(action_logits, dim=-1)
-        self._categorical: Categorical | None = None
+        self._categorical = None
         return self
 
     @property

@@ -150,7 +150,8 @@ class WindowKVCache:
         Args:
             skip: Boolean ``(n,)``: rows whose outputs the caller will not use. Such a row that the cache cannot
                 serve with one token is not recomputed: its outputs are zeros, and the cache forgets it (a later
-                call recomputes it). Rows the cache serves with one token are computed as usual.
+                call recomputes it). Rows the cache serves with one token are computed as usual, and where it can
+                serve none, every row is recomputed.
             rows_context: Called with the indices of the rows that a forward pass is about to run (``None``:
                 all of them), it returns a context manager that the pass runs in; for per-row settings
                 such as peft's ``adapter_names``. Within it the model may run each window ``m`` times from
