@@ -219,27 +219,23 @@ class LMPolicy(ActorCriticPolicy):
         (``lora``, ``trainable_layers``) posts ``log π_ref`` too, scored in the same forward
         (:class:`~agents.fused_reference.FusedReference`).
         """
-        fused = self._fused[0] if not torch.is_grad_enabled() else None
-        ref_logprobs = None
-        if fused is None:
-            logits, hidden = self._last_position(obs)
-        else:
-            ids, mask = self._windows(obs)
-            logits, hidden, ref_logits = fused(ids, mask)
+        logits, hidden, ref_logits = self._rollout_outputs(obs)
         distribution = self._distribution(logits)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         values = self.value_head(hidden).float()
-        if fused is not None:
+        ref_logprobs = None
+        if ref_logits is not None:
             ref_all = torch.log_softmax(ref_logits.float(), dim=-1)
             ref_logprobs = ref_all.gather(1, actions.long().reshape(-1, 1)).double().cpu().numpy()
+        fused = self._fused[0]
         post_logprobs(
             obs["input_ids"].long().cpu().numpy(),
             actions.cpu().numpy(),
             log_prob.detach().double().cpu().numpy(),
             attention_mask=obs["attention_mask"].long().cpu().numpy(),
             ref_logprobs=ref_logprobs,
-            reference=None if fused is None else fused.reference,
+            reference=None if ref_logprobs is None or fused is None else fused.reference,
         )
         return actions, values, log_prob
 
@@ -249,17 +245,11 @@ class LMPolicy(ActorCriticPolicy):
         Rows announced by :meth:`discard_values` for exactly these observations may come back as 0 without a
         forward pass (only when the rollout cache cannot serve them with one token).
         """
-        ids, mask = self._windows(obs)
+        ids, _ = self._windows(obs)
         skip = self._take_discarded(ids)
         if skip is not None and bool(skip.all()):
             return torch.zeros((ids.shape[0], 1), device=ids.device)
-        fused = self._fused[0] if not torch.is_grad_enabled() else None
-        if fused is not None:  # the rollout's cache is the fused one: serve the rows that follow it
-            _, hidden, _ = fused(ids, mask, skip=skip)
-        elif torch.is_grad_enabled():
-            _, hidden = self._forward_windows(ids, mask)
-        else:
-            _, hidden = self._cache(self.lm, ids, mask, skip=skip)
+        _, hidden, _ = self._rollout_outputs(obs, skip=skip)  # the rollout's cache serves the rows that follow it
         return self.value_head(hidden).float()
 
     def discard_values(self, input_ids: Any, rows: Any) -> None:
@@ -320,11 +310,23 @@ class LMPolicy(ActorCriticPolicy):
             ids, mask = ids[None], mask[None]
         return ids, mask
 
-    def _last_position(self, obs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    def _last_position(
+        self, obs: dict[str, torch.Tensor], skip: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ids, mask = self._windows(obs)
         if torch.is_grad_enabled():
             return self._forward_windows(ids, mask)
-        return self._cache(self.lm, ids, mask)
+        return self._cache(self.lm, ids, mask, skip=skip)
+
+    def _rollout_outputs(
+        self, obs: dict[str, torch.Tensor], skip: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """``(logits, hidden, reference logits or None)``: through the fused scorer in no-grad rollouts."""
+        fused = None if torch.is_grad_enabled() else self._fused[0]
+        if fused is None:
+            return (*self._last_position(obs, skip=skip), None)
+        ids, mask = self._windows(obs)
+        return fused(ids, mask, skip=skip)
 
     def _forward_windows(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = forward_windows(self.lm, ids, mask)

@@ -109,7 +109,7 @@ def _options(row: str, folder: str) -> dict[str, Any]:
         from transformers import AutoConfig
 
         config = AutoConfig.from_pretrained(folder)
-        blocks = getattr(config, "num_hidden_layers", None) or config.n_layer
+        blocks = config.num_hidden_layers  # GPT-2's n_layer under its common name
         return {"trainable_layers": TOP_LAYERS.get(blocks, max(1, blocks // 6))}
     return {}
 
