@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 LOCK_VENV := .venv-lock
 
-.PHONY: install browser demo test lint bench lock clean
+.PHONY: install browser demo test test-plain lint bench lock clean
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -51,6 +51,11 @@ lint: $(STAMP)
 
 test: lint browser
 	$(BIN)/python -m pytest
+
+# The plain lane (CI runs it after `make test`): every fast path behind textenv/compat.py switched off, so the
+# plain fallbacks taken on other library versions stay correct. Tests of a fast path itself skip here.
+test-plain: $(STAMP)
+	TEXTENV_FAST_PATHS=0 $(BIN)/python -m pytest -q tests/agents tests/textenv -m "not real_model and not browser"
 
 # The performance suite (about 20 minutes on 2 cores; results in runs/benchmarks/, see BENCHMARKS.md).
 bench: $(STAMP)

@@ -22,6 +22,7 @@ from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.io import atomic_dir
 from agents.trunk import standalone_model
+from textenv.compat import rollout_state
 from textenv.label_tasks import POLICY_DIR  # the run's trained LM, where `textenv label --from-run` looks
 
 __all__ = ["POLICY_DIR", "POLICY_FOLDER", "export_policy", "load_checkpoint_state", "save_checkpoint", "save_policy"]
@@ -38,8 +39,7 @@ def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) ->
         model.save(tmp / "model.zip")
         state = {
             "envs": list(env.envs),  # type: ignore[attr-defined]
-            "last_obs": model._last_obs,
-            "last_episode_starts": model._last_episode_starts,
+            "rollout": rollout_state(model),
             "rng": {
                 "torch": torch.get_rng_state(),
                 "numpy": np.random.get_state(),

@@ -17,6 +17,7 @@ On CPU a one-token step costs little more for ``2n`` rows than for ``n`` (LoRA),
 that model is its own (:class:`textenv.kl.LogProbMessage`), and scores π_ref itself otherwise.
 
 Used only for rollouts (``LMPolicy.forward`` without gradients); training passes run the policy rows alone.
+``TEXTENV_FUSED_REFERENCE=0`` (or ``TEXTENV_FAST_PATHS=0``) turns it off: the env then scores π_ref itself.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from agents.trunk import shared_reference_model
+from textenv import compat
 from textenv.errors import ConfigError
 from textenv.kv_cache import WindowKVCache
 from textenv.packed import packed_linears
@@ -64,13 +66,15 @@ class FusedReference:
     @classmethod
     def find(cls, lm: Any, name: str, dtype: str | None) -> FusedReference | None:
         """The fused scorer for ``lm``, or ``None`` unless it is built on the env's reference model's weights."""
+        if not compat.fused_reference():
+            return None
         found = shared_reference_model(name, dtype)
         if found is None:
             return None
         reference = found[0]
         shared = {id(p) for p in reference.parameters()}
         own = [n for n, p in lm.named_parameters() if id(p) not in shared]
-        if getattr(lm, "_hf_peft_config_loaded", False):
+        if compat.has_peft_adapter(lm):
             from peft.tuners.lora import LoraLayer
 
             adapters = lm.active_adapters()

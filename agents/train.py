@@ -30,6 +30,7 @@ from agents.checkpoint import POLICY_DIR, load_checkpoint_state, restore_rng, sa
 from agents.config import TrainConfig
 from agents.io import atomic_write_text
 from agents.policy import LMPolicy
+from textenv.compat import set_rollout_state
 from textenv.errors import ConfigError
 from textenv.prompts import Prompt
 from textenv.vector import TextVecEnv, make_vec_env
@@ -196,8 +197,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         env = TextVecEnv([_returning(e) for e in state["envs"]])
         algo_class = PPO if config.algo == "ppo" else A2C
         model: BaseAlgorithm = algo_class.load(ckpt / "model.zip", env=env, device="cpu")
-        model._last_obs = state["last_obs"]
-        model._last_episode_starts = state["last_episode_starts"]
+        set_rollout_state(model, state.get("rollout", state))  # checkpoints before 0.1.1 kept it at the top
         restore_rng(state["rng"])
         elapsed_before = float(info.get("elapsed_s", 0.0))
         before = info.get("before", {})

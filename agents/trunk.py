@@ -26,6 +26,7 @@ from typing import Any
 
 from torch import nn
 
+from textenv import compat
 from textenv.errors import ConfigError
 from textenv.models import load_model_and_tokenizer
 
@@ -144,9 +145,13 @@ def _add_lora(lm: Any, kwargs: dict[str, Any], trainable_layers: int | None, pre
         config = LoraConfig(**kwargs)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"Invalid LoRA settings {kwargs!r}: {exc}") from exc
+    compat.check_lora_support()
     try:
         lm.add_adapter(config, adapter_name="default")
     except ValueError as exc:
+        versions = compat.lora_error(exc)
+        if versions is not None:
+            raise versions from exc
         raise ConfigError(f"Cannot add a LoRA adapter to {type(lm).__name__} with {kwargs!r}: {exc}") from exc
     for n, p in lm.named_parameters():
         p.requires_grad_("lora_" in n)
@@ -159,7 +164,7 @@ def standalone_model(lm: Any) -> Any:
     architecture that loads anywhere. The policy's own module (whose base tensors are the reference's) is
     left untouched.
     """
-    if not getattr(lm, "_hf_peft_config_loaded", False):
+    if not compat.has_peft_adapter(lm):
         return lm
     from peft.tuners.tuners_utils import BaseTunerLayer
 
@@ -169,7 +174,5 @@ def standalone_model(lm: Any) -> Any:
             module.merge()
             parent_name, _, child = name.rpartition(".")
             setattr(merged.get_submodule(parent_name) if parent_name else merged, child, module.get_base_layer())
-    merged._hf_peft_config_loaded = False
-    if hasattr(merged, "peft_config"):
-        del merged.peft_config
+    compat.drop_peft_flags(merged)
     return merged

@@ -42,10 +42,17 @@ atexit.register(_remove_session_cache)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses the real model ``real_model``, so ``-m "not real_model"`` skips them all."""
+    """Mark every test that uses the real model ``real_model``, so ``-m "not real_model"`` skips them all.
+
+    Under ``TEXTENV_FAST_PATHS=0`` (the plain lane, ``make test-plain``) the tests marked ``fast_path``, which
+    check a fast path itself (cache hits, fused passes), are skipped: the rest then run on the plain paths.
+    """
+    plain = os.environ.get("TEXTENV_FAST_PATHS", "1").strip().lower() in {"0", "false", "no", "off"}
     for item in items:
         if "smollm2_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_model)
+        if plain and item.get_closest_marker("fast_path") is not None:
+            item.add_marker(pytest.mark.skip(reason="checks a fast path; TEXTENV_FAST_PATHS=0 turns it off"))
 
 
 def _save_tiny_gpt2(folder: Path, tokenizer: Any, n_positions: int = 128) -> Path:

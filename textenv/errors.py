@@ -17,6 +17,7 @@ from rewards.errors import InvalidRewardOutputError, RewardError
 __all__ = [
     "ConfigError",
     "EnvCheckError",
+    "IncompatibleVersionsError",
     "InvalidActionError",
     "InvalidRewardOutputError",
     "KLChannelError",
@@ -69,6 +70,10 @@ class UnknownEnvError(TextEnvError, gym_error.NameNotFound):
 
 class KLChannelError(TextEnvError, RuntimeError):
     """A step arrived without the policy's log-probability while the env requires one."""
+
+
+class IncompatibleVersionsError(TextEnvError, ImportError):
+    """Two installed libraries (e.g. transformers and peft) refuse to work together; the message names both."""
 
 
 class EnvCheckError(TextEnvError, AssertionError):

@@ -18,13 +18,14 @@ but the cost.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
-from transformers.cache_utils import Cache, DynamicLayer
 
+from textenv import compat
 from textenv.packed import packed_linears
 from textenv.sampler import position_ids
 
@@ -66,7 +67,7 @@ def _step_mask(model: Any, mask: torch.Tensor) -> torch.Tensor:
     model's step. Models with sliding-window layers, or another attention implementation, get the 2-D mask.
     """
     config = model.config
-    if getattr(config, "_attn_implementation", None) != "sdpa" or getattr(config, "sliding_window", None) is not None:
+    if compat.attn_implementation(config) != "sdpa" or getattr(config, "sliding_window", None) is not None:
         return mask
     if any("sliding" in str(kind) for kind in getattr(config, "layer_types", None) or ()):
         return mask
@@ -89,25 +90,30 @@ def _copies(rows: torch.Tensor, windows: int, size: int) -> torch.Tensor:
     return torch.cat([rows + j * windows for j in range(size // windows)])
 
 
-class _ViewLayer(DynamicLayer):
-    """One layer's cache: columns ``[start, end)`` of preallocated key and value buffers, appended in place."""
+@functools.cache
+def _view_layer_class(base: type) -> type:
+    """A KV cache layer (subclassing transformers' ``DynamicLayer``, see :func:`textenv.compat.dynamic_layer`) that
+    is columns ``[start, end)`` of preallocated key and value buffers, appended in place."""
 
-    def __init__(self, keys: torch.Tensor, values: torch.Tensor, start: int, end: int) -> None:
-        super().__init__()
-        self._kbuf, self._vbuf, self._start, self._end = keys, values, start, end
-        self.keys, self.values = keys[:, :, start:end], values[:, :, start:end]
-        self.dtype, self.device = keys.dtype, keys.device
-        self.is_initialized = True
+    class ViewLayer(base):
+        def __init__(self, keys: torch.Tensor, values: torch.Tensor, start: int, end: int) -> None:
+            super().__init__()
+            self._kbuf, self._vbuf, self._start, self._end = keys, values, start, end
+            self.keys, self.values = keys[:, :, start:end], values[:, :, start:end]
+            self.dtype, self.device = keys.dtype, keys.device
+            self.is_initialized = True
 
-    def update(
-        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self._end + key_states.shape[-2]
-        self._kbuf[:, :, self._end : end] = key_states
-        self._vbuf[:, :, self._end : end] = value_states
-        self._end = end
-        self.keys, self.values = self._kbuf[:, :, self._start : end], self._vbuf[:, :, self._start : end]
-        return self.keys, self.values
+        def update(
+            self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+        ) -> tuple[torch.Tensor, torch.Tensor]:
+            end = self._end + key_states.shape[-2]
+            self._kbuf[:, :, self._end : end] = key_states
+            self._vbuf[:, :, self._end : end] = value_states
+            self._end = end
+            self.keys, self.values = self._kbuf[:, :, self._start : end], self._vbuf[:, :, self._start : end]
+            return self.keys, self.values
+
+    return ViewLayer
 
 
 class WindowKVCache:
@@ -158,8 +164,14 @@ class WindowKVCache:
                 some layer on: its outputs then have ``m × n`` rows (copy ``j`` of window ``i`` at row
                 ``j·n + i``), and so do the caches of those layers.
         """
+        around = rows_context or _no_context
         with packed_linears(model):
-            return self._serve(model, ids, mask, rows_context or _no_context, skip)
+            base = compat.dynamic_layer()
+            if base is None:  # the plain path: every window from scratch, no cache
+                self.clear()
+                self.n_recomputed += ids.shape[0]
+                return self._forward_full(model, ids, mask, around)
+            return self._serve(model, ids, mask, around, skip)
 
     def _serve(
         self, model: Any, ids: torch.Tensor, mask: torch.Tensor, around: _RowsContext, skip: torch.Tensor | None
@@ -183,16 +195,19 @@ class WindowKVCache:
         # Columns that are padding in every row are left out of the step's attention (masked out, they change
         # nothing but the keys and values read): early in an episode that is most of the window.
         first = content_start(mask)
+        from transformers.cache_utils import Cache
+
+        view_layer = _view_layer_class(compat.dynamic_layer())
         buffers = zip(self._keys, self._values, strict=True)
-        layers: list[Any] = [_ViewLayer(k, v, start + first, end) for k, v in buffers]
+        layers: list[Any] = [view_layer(k, v, start + first, end) for k, v in buffers]
         with around(None):
             out = model(
                 input_ids=ids[:, -1:],
                 attention_mask=_step_mask(model, mask[:, first:]),
-                past_key_values=Cache(layers=layers),
                 position_ids=position_ids(mask)[:, -1:],
                 use_cache=True,
                 output_hidden_states=True,
+                **compat.cache_kwargs(Cache(layers=layers)),
             )
         logits, hidden = out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
         stale = (~follows & ~dropped).nonzero().flatten()
@@ -248,7 +263,7 @@ class WindowKVCache:
         first = content_start(mask)
         with around(rows):
             out = forward_windows(model, ids[:, first:], mask[:, first:], use_cache=True)
-        for i, layer in enumerate(out.past_key_values.layers):
+        for i, layer in enumerate(compat.output_cache(out).layers):
             for bufs, new in ((self._keys, layer.keys), (self._values, layer.values)):
                 if rows is None:
                     n, heads, _, dim = new.shape
@@ -257,6 +272,14 @@ class WindowKVCache:
                 else:
                     rows_here = _copies(rows, windows, bufs[i].shape[0])
                     bufs[i][rows_here, :, self._start + first : self._start + width] = new
+        return out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
+
+    @staticmethod
+    def _forward_full(
+        model: Any, ids: torch.Tensor, mask: torch.Tensor, around: _RowsContext
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        with around(None):
+            out = forward_windows(model, ids, mask)
         return out.logits[:, -1].float(), out.hidden_states[-1][:, -1]
 
     def _store(self, ids: torch.Tensor, mask: torch.Tensor, logits: torch.Tensor, hidden: torch.Tensor) -> None:

@@ -14,12 +14,14 @@ same products 1.3-2.5× faster (measured per layer in ``BENCHMARKS.md``). :func:
 - the packed copy costs one more copy of the weights in memory (freed with the weight).
 
 Results equal the plain ones up to float32 rounding (a different summation order). Set the environment
-variable ``TEXTENV_PACKED_WEIGHTS=0`` to turn it off (for instance to save the memory of the packed copies).
+variable ``TEXTENV_PACKED_WEIGHTS=0`` to turn it off (for instance to save the memory of the packed copies);
+oneDNN's ops are reached through :func:`textenv.compat.mkldnn_linear`, which also closes this path on a torch
+without them and under ``TEXTENV_FAST_PATHS=0``. The layers' ``forward`` is replaced on the instances only
+inside the block, and only where the class's own ``forward`` is ``nn.Linear``'s or ``Conv1D``'s.
 """
 
 from __future__ import annotations
 
-import os
 import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -29,6 +31,8 @@ from typing import Any
 import torch
 from torch import nn
 from torch.optim.optimizer import register_optimizer_step_post_hook
+
+from textenv import compat
 
 __all__ = ["enabled", "forget", "packed_linears"]
 
@@ -58,10 +62,8 @@ register_optimizer_step_post_hook(_forget_stepped)
 
 
 def enabled() -> bool:
-    """Whether :func:`packed_linears` packs weights (oneDNN present, not turned off by the environment)."""
-    if os.environ.get("TEXTENV_PACKED_WEIGHTS", "1").strip().lower() in {"0", "false", "no", "off"}:
-        return False
-    return _STATE["usable"] and torch.backends.mkldnn.is_available()
+    """Whether :func:`packed_linears` packs weights (oneDNN's ops present, not turned off by the environment)."""
+    return _STATE["usable"] and compat.mkldnn_linear() is not None
 
 
 @contextmanager
@@ -97,8 +99,11 @@ def _conv1d_type() -> Any:
     return Conv1D
 
 
-def _packed(weight: torch.Tensor, transposed: bool) -> torch.Tensor | None:
-    """The packed copy of ``weight`` (``[out, in]``; a ``Conv1D`` weight is ``[in, out]``), or None."""
+def _packed(weight: torch.Tensor, transposed: bool, reorder: Any) -> torch.Tensor | None:
+    """The packed copy of ``weight`` (``[out, in]``; a ``Conv1D`` weight is ``[in, out]``), or None.
+
+    ``reorder`` is oneDNN's weight-reordering op (:func:`textenv.compat.mkldnn_linear`).
+    """
     if weight.device.type != "cpu" or weight.dtype != torch.float32 or not _STATE["usable"]:
         return None
     key = id(weight)
@@ -112,8 +117,8 @@ def _packed(weight: torch.Tensor, transposed: bool) -> torch.Tensor | None:
         return entry[6]
     dense = weight.detach().t().contiguous() if transposed else weight.detach().contiguous()
     try:
-        packed = torch.ops.mkldnn._reorder_linear_weight(dense, _BATCH_HINT)
-    except (RuntimeError, AttributeError):  # an oneDNN build without the op: plain kernels from now on
+        packed = reorder(dense, _BATCH_HINT)
+    except RuntimeError:  # an oneDNN build that cannot run the op: plain kernels from now on
         _STATE["usable"] = False
         return None
     if entry is None or entry[0]() is not weight:
@@ -132,9 +137,10 @@ def _sample(weight: torch.Tensor) -> torch.Tensor:
 
 
 def _linear_forward(module: Any, transposed: bool, x: torch.Tensor) -> torch.Tensor:
-    packed = _packed(module.weight, transposed) if x.dtype == torch.float32 and x.device.type == "cpu" else None
-    if packed is None:
+    ops = compat.mkldnn_linear() if x.dtype == torch.float32 and x.device.type == "cpu" else None
+    packed = None if ops is None else _packed(module.weight, transposed, ops[0])
+    if ops is None or packed is None:
         return type(module).forward(module, x)
     out_features = packed.shape[0]
-    y = torch.ops.mkldnn._linear_pointwise(x.reshape(-1, x.shape[-1]), packed, module.bias, "none", [], "")
+    y = ops[1](x.reshape(-1, x.shape[-1]), packed, module.bias, "none", [], "")
     return y.view(*x.shape[:-1], out_features)

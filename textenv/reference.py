@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from textenv.compat import cache_kwargs, output_cache
 from textenv.kl import LogProbMessage
 from textenv.kv_cache import WindowKVCache
 from textenv.packed import packed_linears
@@ -53,7 +54,7 @@ class ReferenceScorer:
             out = self._forward(context[-1:], self._past, len(context))
         else:
             out = self._forward(context, None, len(context))
-        self._context, self._past = context, out.past_key_values
+        self._context, self._past = context, output_cache(out)
         self._logprobs = torch.log_softmax(out.logits[0, -1].float(), dim=-1)
         return self._logprobs
 
@@ -62,7 +63,7 @@ class ReferenceScorer:
         ids = torch.tensor([list(tokens)], dtype=torch.long, device=device)
         mask = torch.ones((1, context_length), dtype=torch.long, device=device)
         with packed_linears(self.model):
-            return self.model(input_ids=ids, attention_mask=mask, past_key_values=past, use_cache=True)
+            return self.model(input_ids=ids, attention_mask=mask, use_cache=True, **cache_kwargs(past))
 
     def __getstate__(self) -> dict[str, Any]:
         # The cache is derived state: drop it so pickles stay small and never carry stale tensors.

@@ -12,6 +12,8 @@ from textenv.reference import BatchedReference, ReferenceScorer, batched_referen
 from textenv.sampler import position_ids
 from textenv.vector import make_vec_env
 
+pytestmark = pytest.mark.fast_path  # the KV cache and fused reference themselves
+
 
 def _ppo(vec, policy_kwargs):
     # The toy reward is 0 for most short completions and π starts equal to π_ref: the entropy bonus moves it.

@@ -51,6 +51,7 @@ def test_action_probabilities_are_the_lm_softmax(temperature, top_k):
                                    rtol=1e-4)  # fmt: skip
 
 
+@pytest.mark.fast_path
 def test_cached_and_recomputed_rollouts_give_the_same_logprobs():
     vec = make_vec_env("textenv/Toy-v0", n_envs=3, seed=1, max_new_tokens=5)
     model = _ppo(vec)
@@ -185,6 +186,7 @@ def test_gradients_and_stale_packed_weights_are_freed_and_rollouts_see_the_new_w
     torch.testing.assert_close(fast, out.logits[:, -1].float(), atol=1e-4, rtol=1e-4)
 
 
+@pytest.mark.fast_path
 @pytest.mark.parametrize(
     "policy_kwargs", [{}, {"trainable_layers": 1}, {"lora": {"r": 4, "target_modules": "all-linear"}}],
     ids=["full", "top-layer", "lora"],

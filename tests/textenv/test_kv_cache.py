@@ -12,6 +12,8 @@ from textenv.sampler import position_ids
 
 WIDTH = 10
 
+pytestmark = pytest.mark.fast_path  # the KV cache and fused reference themselves
+
 
 def _windows(contexts: list[list[int]], pad: int) -> tuple[torch.Tensor, torch.Tensor]:
     ids = torch.full((len(contexts), WIDTH), pad, dtype=torch.long)
