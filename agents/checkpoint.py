@@ -42,6 +42,7 @@ def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) ->
             "rollout": rollout_state(model),
             "rng": {
                 "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
                 "numpy": np.random.get_state(),
                 "random": random.getstate(),
             },
@@ -62,6 +63,8 @@ def load_checkpoint_state(folder: Path) -> tuple[dict[str, Any], dict[str, Any]]
 def restore_rng(rng: dict[str, Any]) -> None:
     """Put back the global RNG states saved in a checkpoint."""
     torch.set_rng_state(rng["torch"])
+    if rng.get("cuda") is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(rng["cuda"])
     np.random.set_state(rng["numpy"])
     random.setstate(rng["random"])
 

@@ -38,11 +38,25 @@ def _add_run_flags(p: argparse.ArgumentParser, default_env: str) -> None:
     )
     p.add_argument("--budget-tokens", type=int, default=None, help="training budget in generated tokens")
     p.add_argument("--model", default=None, help="model to fine-tune (hub id or local folder)")
+    add_device_flag(p)
+    p.add_argument(
+        "--precision", default=None, choices=["fp32", "bf16"], help="bf16: bfloat16 autocast on CUDA (default fp32)"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
+def add_device_flag(p: argparse.ArgumentParser) -> None:
+    """``--device``, as every training command takes it."""
+    p.add_argument(
+        "--device",
+        default=None,
+        help="where to train: auto (CUDA when a GPU is visible; the default), cpu, cuda, cuda:N or mps",
+    )
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {"budget_tokens": args.budget_tokens, "model": args.model}
+    return {"budget_tokens": args.budget_tokens, "model": args.model, "device": args.device,
+            "precision": args.precision}  # fmt: skip
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -77,7 +91,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             preset=args.preset,
             config=args.config,
             out_dir=out,
-            overrides={"model": args.model} if args.model else None,
+            overrides={k: v for k, v in _overrides(args).items() if k != "budget_tokens" and v is not None} or None,
             progress=not args.no_progress,
         )
     except KeyboardInterrupt:
@@ -122,7 +136,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("demo", help="the main job: PPO vs A2C on textenv/Sentiment-v0 with SmolLM2-135M")
     p.set_defaults(func=_cmd_compare, **{k: v for k, v in DEMO.items() if k != "out"}, out=DEMO["out"])
-    p.set_defaults(config=None, model=None, no_progress=False)
+    p.add_argument("--model", default=None, help="another model than SmolLM2-135M (hub id or local folder)")
+    add_device_flag(p)
+    p.add_argument("--precision", default=None, choices=["fp32", "bf16"], help="bf16: bfloat16 autocast on CUDA")
+    p.set_defaults(config=None, no_progress=False)
     return parser
 
 

@@ -24,6 +24,8 @@ def _cmd_sft(args: argparse.Namespace) -> int:
         lora_alpha=args.lora_alpha,
         seed=args.seed,
         progress=not args.no_progress,
+        device=args.device,
+        precision=args.precision,
     )
     result = train_sft(args.data, args.base, args.out, config, overwrite=args.overwrite)
     m = result.metrics
@@ -36,7 +38,7 @@ def _cmd_sft(args: argparse.Namespace) -> int:
 def _cmd_pipeline(args: argparse.Namespace) -> int:
     from agents.pipeline import load_pipeline_config, run_pipeline
 
-    config = load_pipeline_config(args.config, name=args.name, runs_dir=args.runs_dir)
+    config = load_pipeline_config(args.config, name=args.name, runs_dir=args.runs_dir, device=args.device)
     try:
         result = run_pipeline(config, force=args.force, progress=not args.no_progress)
     except KeyboardInterrupt:
@@ -75,6 +77,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--lora-r", type=int, default=8)
     p.add_argument("--lora-alpha", type=int, default=16)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto", help="auto (CUDA when a GPU is visible), cpu, cuda or mps")
+    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: mixed precision on CUDA")
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_sft)
 
@@ -88,5 +92,6 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--name", default=None, help="override the config's name (the run folder)")
     p.add_argument("--runs-dir", default=None, help="override the parent folder of the run folder")
     p.add_argument("--force", nargs="+", default=[], metavar="STAGE", help="run these stages again even if done")
+    p.add_argument("--device", default=None, help="override the config's device: auto, cpu, cuda, cuda:N or mps")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_pipeline)

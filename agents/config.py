@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +13,13 @@ import yaml
 
 from textenv.errors import ConfigError
 
-__all__ = ["ALGOS", "PRESETS", "TrainConfig", "load_config"]
+__all__ = ["ALGOS", "PRECISIONS", "PRESETS", "TrainConfig", "load_config"]
 
 #: The algorithms textenv trains, by CLI name.
 ALGOS = ("ppo", "a2c")
+#: The precisions a run may train in (see ``TrainConfig.precision``).
+PRECISIONS = ("fp32", "bf16")
+_DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,11 @@ class TrainConfig:
     """Write a checkpoint every this many rollouts (and at the end, and on Ctrl-C)."""
     eval_episodes: int = 8
     """Episodes sampled before and after training for the report."""
+    device: str = "auto"
+    """Where the policy, the env's reference model and model-based rewards run: 'auto' (CUDA when a GPU is
+    visible, else the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
+    precision: str = "fp32"
+    """'fp32', or 'bf16': bfloat16 autocast of the LM's forwards on CUDA, with float32 master weights."""
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
@@ -100,6 +109,15 @@ class TrainConfig:
         if self.lora is not None and not isinstance(self.lora, (bool, dict)):
             raise ConfigError(
                 f"lora must be true, false, null or a mapping of peft.LoraConfig fields; got {self.lora!r}."
+            )
+        if not isinstance(self.device, str) or not _DEVICE.fullmatch(self.device.strip().lower()):
+            raise ConfigError(
+                f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {self.device!r}. On a machine "
+                "without a GPU use 'cpu' (or 'auto')."
+            )
+        if self.precision not in PRECISIONS:
+            raise ConfigError(
+                f"precision must be one of {PRECISIONS}; got {self.precision!r} ('bf16' needs a CUDA device)."
             )
         if not isinstance(self.env_kwargs, dict):
             raise ConfigError(f"env_kwargs must be a mapping; got {type(self.env_kwargs).__name__}.")

@@ -56,6 +56,8 @@ class LMPolicy(ActorCriticPolicy):
         temperature: Softmax temperature of the action distribution (> 0).
         top_k: Sample only among the ``top_k`` most likely tokens (``None``: all).
         dtype: Precision of the policy's weights (default float32).
+        precision: ``"fp32"``, or ``"bf16"``: the LM's forwards run under bfloat16 autocast when the policy is
+            on a CUDA device (its weights, optimizer state and value head stay float32); elsewhere it is ignored.
         lora: Train a LoRA adapter (``peft``) instead of the weights: ``True`` for
             :data:`agents.trunk.LORA_DEFAULTS`, or a mapping of ``peft.LoraConfig`` fields. The reference is
             then the same weights with the adapter disabled (see :mod:`agents.trunk`).
@@ -80,6 +82,7 @@ class LMPolicy(ActorCriticPolicy):
         temperature: float = 1.0,
         top_k: int | None = None,
         dtype: str | None = None,
+        precision: str = "fp32",
         lora: bool | dict[str, Any] | None = None,
         trainable_layers: int | None = None,
         share_reference_weights: bool = True,
@@ -105,6 +108,9 @@ class LMPolicy(ActorCriticPolicy):
         self.temperature = float(temperature)
         self.top_k = top_k
         self.lm_dtype = dtype
+        if precision not in ("fp32", "bf16"):
+            raise ConfigError(f"precision must be 'fp32' or 'bf16'; got {precision!r}.")
+        self.precision = precision
         self.lora = lora
         self.trainable_layers = trainable_layers
         self.share_reference_weights = bool(share_reference_weights)
@@ -187,6 +193,7 @@ class LMPolicy(ActorCriticPolicy):
             temperature=self.temperature,
             top_k=self.top_k,
             dtype=self.lm_dtype,
+            precision=self.precision,
             lora=self.lora,
             trainable_layers=self.trainable_layers,
             share_reference_weights=self.share_reference_weights,
@@ -223,7 +230,7 @@ class LMPolicy(ActorCriticPolicy):
         distribution = self._distribution(logits)
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
-        values = self.value_head(hidden).float()
+        values = self._value(hidden)
         ref_logprobs = None
         if ref_logits is not None:
             ref_all = torch.log_softmax(ref_logits.float(), dim=-1)
@@ -250,7 +257,7 @@ class LMPolicy(ActorCriticPolicy):
         if skip is not None and bool(skip.all()):
             return torch.zeros((ids.shape[0], 1), device=ids.device)
         _, hidden, _ = self._rollout_outputs(obs, skip=skip)  # the rollout's cache serves the rows that follow it
-        return self.value_head(hidden).float()
+        return self._value(hidden)
 
     def discard_values(self, input_ids: Any, rows: Any) -> None:
         """Announce that the values of ``rows`` of the next :meth:`predict_values` call will be thrown away.
@@ -275,7 +282,8 @@ class LMPolicy(ActorCriticPolicy):
 
     def get_distribution(self, obs: dict[str, torch.Tensor]) -> CategoricalDistribution:  # type: ignore[override]
         """The action distribution for a batch of observations."""
-        logits, _ = self._last_position(obs)
+        with self._autocast():
+            logits, _ = self._last_position(obs)
         return self._distribution(logits)
 
     def evaluate_actions(  # type: ignore[override]
@@ -283,13 +291,14 @@ class LMPolicy(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values, log-probabilities and entropies of ``actions`` taken in ``obs`` (with gradients)."""
         actions = actions.long().flatten()
-        if SEGMENT_KEY in obs:
-            hidden = self._hidden_by_episode(obs, actions)
-            logits = self.lm.get_output_embeddings()(hidden).float()
-        else:
-            logits, hidden = self._forward_windows(obs["input_ids"].long(), obs["attention_mask"].long())
+        with self._autocast():
+            if SEGMENT_KEY in obs:
+                hidden = self._hidden_by_episode(obs, actions)
+                logits = self.lm.get_output_embeddings()(hidden).float()
+            else:
+                logits, hidden = self._forward_windows(obs["input_ids"].long(), obs["attention_mask"].long())
         distribution = self._distribution(logits)
-        values = self.value_head(hidden).float()
+        values = self._value(hidden)
         return values, distribution.log_prob(actions), distribution.entropy()
 
     def _predict(self, observation: Any, deterministic: bool = False) -> torch.Tensor:
@@ -323,10 +332,22 @@ class LMPolicy(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
         """``(logits, hidden, reference logits or None)``: through the fused scorer in no-grad rollouts."""
         fused = None if torch.is_grad_enabled() else self._fused[0]
-        if fused is None:
-            return (*self._last_position(obs, skip=skip), None)
-        ids, mask = self._windows(obs)
-        return fused(ids, mask, skip=skip)
+        with self._autocast():
+            if fused is None:
+                return (*self._last_position(obs, skip=skip), None)
+            ids, mask = self._windows(obs)
+            return fused(ids, mask, skip=skip)
+
+    def _value(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The value head on last hidden states (which bf16 autocast may have left in bfloat16)."""
+        return self.value_head(hidden.to(self.value_head.weight.dtype)).float()
+
+    def _autocast(self) -> contextlib.AbstractContextManager[Any]:
+        """bfloat16 autocast on CUDA for ``precision="bf16"`` (float32 weights stay the master copy)."""
+        device = self.value_head.weight.device
+        if self.precision == "bf16" and device.type == "cuda":
+            return torch.autocast(device_type="cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def _forward_windows(self, ids: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         out = forward_windows(self.lm, ids, mask)

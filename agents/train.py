@@ -32,6 +32,7 @@ from agents.io import atomic_write_text
 from agents.policy import LMPolicy
 from textenv.compat import set_rollout_state
 from textenv.errors import ConfigError
+from textenv.models import resolve_device
 from textenv.prompts import Prompt
 from textenv.vector import TextVecEnv, make_vec_env
 
@@ -53,11 +54,23 @@ class RunResult:
     interrupted: bool = False
 
 
+def run_device(config: TrainConfig) -> str:
+    """The device a run uses (``config.device`` with ``"auto"`` resolved), checked against its precision."""
+    device = str(resolve_device(config.device))
+    if config.precision == "bf16" and not device.startswith("cuda"):
+        raise ConfigError(
+            f"precision='bf16' runs bfloat16 autocast on CUDA only; the run's device is {device!r}. "
+            "Use precision='fp32' there, or device='cuda'."
+        )
+    return device
+
+
 def env_kwargs(config: TrainConfig) -> dict[str, Any]:
-    """The env overrides a config implies (its model, if set, is also the env's reference)."""
+    """The env overrides a config implies: its model (if set, also the env's reference) and its device."""
     kwargs = dict(config.env_kwargs)
     if config.model is not None:
         kwargs["model"] = config.model
+    kwargs.setdefault("device", run_device(config))
     return kwargs
 
 
@@ -74,6 +87,7 @@ def make_agent(config: TrainConfig, env: TextVecEnv | None = None) -> BaseAlgori
         "top_k": config.top_k,
         "lora": config.lora,
         "trainable_layers": config.trainable_layers,
+        "precision": config.precision,
     }
     common: dict[str, Any] = {
         "learning_rate": config.learning_rate,
@@ -86,7 +100,7 @@ def make_agent(config: TrainConfig, env: TextVecEnv | None = None) -> BaseAlgori
         "seed": config.seed,
         "policy_kwargs": policy_kwargs,
         "rollout_buffer_class": EpisodeRolloutBuffer,
-        "device": "cpu",
+        "device": run_device(config),
         "verbose": 0,
     }
     if config.algo == "ppo":
@@ -196,7 +210,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
         state, info = load_checkpoint_state(ckpt)
         env = TextVecEnv([_returning(e) for e in state["envs"]])
         algo_class = PPO if config.algo == "ppo" else A2C
-        model: BaseAlgorithm = algo_class.load(ckpt / "model.zip", env=env, device="cpu")
+        model: BaseAlgorithm = algo_class.load(ckpt / "model.zip", env=env, device=run_device(config))
         set_rollout_state(model, state.get("rollout", state))  # checkpoints before 0.1.1 kept it at the top
         restore_rng(state["rng"])
         elapsed_before = float(info.get("elapsed_s", 0.0))

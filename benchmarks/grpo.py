@@ -31,7 +31,7 @@ def grpo_available() -> str | None:
 
 def run_grpo(
     folder: str, prompts: list[str], reward: Callable[..., list[float]], *, batch: int, new_tokens: int, runs: int,
-    kl_coef: float = 0.05, seed: int = 0, lora: bool = False,
+    kl_coef: float = 0.05, seed: int = 0, lora: bool = False, device: str = "cpu",
 ) -> dict[str, Any]:  # fmt: skip
     """Train ``1 + runs`` steps; the first is the warm-up. Returns wall and CPU seconds and tokens of each run.
 
@@ -71,7 +71,7 @@ def run_grpo(
             learning_rate=1e-4,
             max_steps=1 + runs,
             bf16=False,
-            use_cpu=True,
+            use_cpu=device == "cpu",
             gradient_checkpointing=False,
             report_to="none",
             logging_steps=10_000,

@@ -54,17 +54,18 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     with open(spec["prompts"], encoding="utf-8") as fh:
         prompts = json.load(fh)
     row = spec["row"]
+    device = str(spec.get("device") or "cpu")
     args = (spec["folder"], prompts, int(spec["batch"]), int(spec["new_tokens"]), int(spec["prompt_tokens"]))
     runs = int(spec["runs"])
     result: dict[str, Any] = {}
     if row == "A":
-        seconds, cpu, tokens = _repeat(_generate(*args), runs)
+        seconds, cpu, tokens = _repeat(_generate(*args, device=device), runs)
     elif row in ("B", "B_lora", "B_top"):
-        seconds, cpu, tokens = _repeat(_rollout(*args, options=_options(row, spec["folder"])), runs)
+        seconds, cpu, tokens = _repeat(_rollout(*args, options=_options(row, spec["folder"]), device=device), runs)
     elif row == "C":
         seconds, cpu, tokens = _repeat(_naive_learn(*args), runs)
     elif row in ("D_ppo1", "D_ppo", "D_a2c", "D_lora", "D_top"):
-        run, state = _learn(*args, row)
+        run, state = _learn(*args, row, device=device)
         seconds, cpu, tokens = _repeat(run, runs)
         result["memory"] = state()
     elif row in ("E", "E_lora"):
@@ -72,7 +73,7 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
 
         folder, prompts, batch, new_tokens, _ = args
         out = run_grpo(folder, prompts, distinct_words, batch=batch, new_tokens=new_tokens, runs=runs,
-                       kl_coef=KL_COEF, lora=row == "E_lora")  # fmt: skip
+                       kl_coef=KL_COEF, lora=row == "E_lora", device=device)  # fmt: skip
         seconds, cpu, tokens = out["seconds"], out["cpu_seconds"], out["tokens"]
         result["memory"] = out["memory"]
     else:
@@ -133,13 +134,15 @@ def _repeat(run: Callable[[], int], runs: int) -> tuple[list[float], list[float]
     return seconds, cpu, tokens
 
 
-def _generate(folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int) -> Callable[[], int]:
+def _generate(
+    folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int, *, device: str = "cpu"
+) -> Callable[[], int]:
     import torch
 
     from textenv.models import load_model_and_tokenizer
 
-    model, tok = load_model_and_tokenizer(folder)
-    enc = tok(prompts[:batch], return_tensors="pt", padding=True)
+    model, tok = load_model_and_tokenizer(folder, device=device)
+    enc = tok(prompts[:batch], return_tensors="pt", padding=True).to(device)
 
     def run() -> int:
         with torch.no_grad():
@@ -150,8 +153,9 @@ def _generate(folder: str, prompts: list[str], batch: int, new_tokens: int, prom
     return run
 
 
-def _env_kwargs(folder: str, prompts: list[str], new_tokens: int, prompt_tokens: int) -> dict[str, Any]:
+def _env_kwargs(folder: str, prompts: list[str], new_tokens: int, prompt_tokens: int, device: str) -> dict[str, Any]:
     return {
+        "device": device,
         "model": folder,
         "prompts": prompts,
         "reward": distinct_words,
@@ -162,7 +166,14 @@ def _env_kwargs(folder: str, prompts: list[str], new_tokens: int, prompt_tokens:
 
 
 def _rollout(
-    folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int, options: dict[str, Any]
+    folder: str,
+    prompts: list[str],
+    batch: int,
+    new_tokens: int,
+    prompt_tokens: int,
+    options: dict[str, Any],
+    *,
+    device: str = "cpu",
 ) -> Callable[[], int]:
     import torch
     from stable_baselines3 import PPO
@@ -170,8 +181,9 @@ def _rollout(
     from agents import EpisodeRolloutBuffer, LMPolicy
     from textenv.vector import make_vec_env
 
-    vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **_env_kwargs(folder, prompts, new_tokens, prompt_tokens))
-    model = PPO(LMPolicy, vec, n_steps=new_tokens, batch_size=batch * new_tokens, device="cpu",
+    kwargs = _env_kwargs(folder, prompts, new_tokens, prompt_tokens, device)
+    vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **kwargs)
+    model = PPO(LMPolicy, vec, n_steps=new_tokens, batch_size=batch * new_tokens, device=device,
                 rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs={"model": folder, **options})  # fmt: skip
     model.policy.set_training_mode(False)
     state = {"obs": vec.reset()}
@@ -181,7 +193,7 @@ def _rollout(
         with torch.no_grad():
             for _ in range(new_tokens):
                 actions, _, _ = model.policy(model.policy.obs_to_tensor(obs)[0])
-                obs, _, _, _ = vec.step(actions.numpy())
+                obs, _, _, _ = vec.step(actions.cpu().numpy())
         state["obs"] = obs
         return batch * new_tokens
 
@@ -189,15 +201,16 @@ def _rollout(
 
 
 def _learn(
-    folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int, row: str
+    folder: str, prompts: list[str], batch: int, new_tokens: int, prompt_tokens: int, row: str, *, device: str = "cpu"
 ) -> tuple[Callable[[], int], Callable[[], dict[str, Any]]]:
     from stable_baselines3 import A2C, PPO
 
     from agents import EpisodeRolloutBuffer, LMPolicy, SkipDiscardedValues
     from textenv.vector import make_vec_env
 
-    vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **_env_kwargs(folder, prompts, new_tokens, prompt_tokens))
-    common: dict[str, Any] = {"n_steps": new_tokens, "device": "cpu", "rollout_buffer_class": EpisodeRolloutBuffer,
+    kwargs = _env_kwargs(folder, prompts, new_tokens, prompt_tokens, device)
+    vec = make_vec_env("textenv/TextGen-v0", batch, seed=0, **kwargs)
+    common: dict[str, Any] = {"n_steps": new_tokens, "device": device, "rollout_buffer_class": EpisodeRolloutBuffer,
                               "seed": 0, "policy_kwargs": {"model": folder}}  # fmt: skip
     if row in ("D_ppo1", "D_lora", "D_top"):
         common["policy_kwargs"].update(_options(row, folder))

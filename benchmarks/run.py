@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         prepared = {m: prepare_model(m, root, args.prompt_tokens) for m in sorted({c["model"] for c in plan})}
         runnable = [c for c in plan if not c.get("skipped")]
         for cell in runnable:
-            cell.update(prepared[cell["model"]], runs=args.runs, threads=args.threads)
+            cell.update(prepared[cell["model"]], runs=args.runs, threads=args.threads, device=args.device)
         groups = [runnable] if args.quick else [[c] for c in runnable]
         for group in groups:
             for cell, result in zip(group, _spawn(group, root, args.threads, args.timeout), strict=True):
@@ -91,6 +91,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--prompt-tokens", type=int, help="prompt length (default 32; quick 8)")
     p.add_argument("--runs", type=int, help="timed runs after the warm-up (default 3; quick 1)")
     p.add_argument("--threads", type=int, default=1, help="torch (and OpenMP/MKL) threads in every row (default 1)")
+    p.add_argument("--device", default="cpu", help="where every row runs: cpu (default), cuda, cuda:N")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds before a row's subprocess is stopped")
     p.add_argument("--json", default="runs/benchmarks/results.json", help="where to write the results")
     p.add_argument("--render", metavar="JSON", help="print the tables of a results file written earlier, and exit")
@@ -313,10 +314,21 @@ def _meta(args: argparse.Namespace) -> dict[str, Any]:
         "python": platform.python_version(),
         "versions": versions,
         "threads": args.threads,
+        "device": args.device,
+        "gpu": _gpu_name(args.device),
         "runs": args.runs,
         "quick": args.quick,
         "load_average_start": _loadavg(),
     }
+
+
+def _gpu_name(device: str) -> str | None:
+    """The name of the CUDA device the rows run on, or ``None`` on the CPU."""
+    if not device.startswith("cuda"):
+        return None
+    import torch
+
+    return str(torch.cuda.get_device_name(torch.device(device)))
 
 
 def _loadavg() -> list[float] | None:

@@ -61,7 +61,7 @@ from rewards.preferences import (
     write_jsonl,
 )
 from rewards.protocol import RewardFn
-from rewards.registry import ENTRY_POINT_GROUP, make, names, register, resolve
+from rewards.registry import ENTRY_POINT_GROUP, accepts, make, names, register, resolve
 from rewards.rules import KeywordReward, LengthReward
 from rewards.sentiment import VaderSentiment
 from rewards.similarity import SemanticSimilarity
@@ -108,6 +108,7 @@ __all__ = [
     "VaderSentiment",
     "ValidatedReward",
     "WeightedSum",
+    "accepts",
     "evaluate_pairwise",
     "from_conversations",
     "from_question_answers",

@@ -25,13 +25,18 @@ def package_folder(module: str, extra: str, reward: str) -> Path:
 
 
 def torch_device(device: Any) -> Any:
-    """Return ``torch.device(device)``, or raise ``ValueError`` naming the bad value."""
+    """Return ``torch.device(device)``, or raise ``ValueError`` naming the bad value.
+
+    ``"auto"`` is CUDA where a GPU is visible, else the CPU (MPS only when asked for by name).
+    """
     import torch
 
+    if isinstance(device, str) and device.strip().lower() == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         return torch.device(device)
     except (RuntimeError, TypeError) as exc:
-        raise ValueError(f"unknown device {device!r}; expected e.g. 'cpu', 'cuda:0' or 'mps'") from exc
+        raise ValueError(f"unknown device {device!r}; expected 'auto', 'cpu', 'cuda', 'cuda:0' or 'mps'") from exc
 
 
 def meta_column(meta: Mapping[str, Any], key: str, n: int, reward: str) -> Sequence[Any]:

@@ -39,7 +39,7 @@ from rewards.sentiment import VaderSentiment
 from rewards.similarity import SemanticSimilarity
 from rewards.validation import ValidatedReward
 
-__all__ = ["ENTRY_POINT_GROUP", "make", "names", "register", "resolve"]
+__all__ = ["ENTRY_POINT_GROUP", "accepts", "make", "names", "register", "resolve"]
 
 ENTRY_POINT_GROUP = "textenv.rewards"
 """The entry-point group that third-party packages register reward factories under."""
@@ -181,6 +181,24 @@ def _check_kwargs(name: str, factory: RewardFactory, kwargs: dict[str, Any]) -> 
         sig.bind(**kwargs)
     except TypeError as exc:
         raise RewardConfigError(f"rewards.make({name!r}): {exc}. {accepts}") from None
+
+
+def accepts(name: str, keyword: str) -> bool:
+    """Whether the factory of the reward registered as ``name`` takes the keyword argument ``keyword``.
+
+    ``False`` for an unknown name, and for a factory whose signature cannot be read or that takes only
+    ``**kwargs`` (which says nothing about the keyword).
+    """
+    _load_plugins()
+    factory = _registry.get(name)
+    if factory is None:
+        return False
+    try:
+        params = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    found = params.get(keyword)
+    return found is not None and found.kind in (found.KEYWORD_ONLY, found.POSITIONAL_OR_KEYWORD)
 
 
 def make(name: str, **kwargs: Any) -> ValidatedReward:

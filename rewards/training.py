@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 
 from rewards._atomic import atomic_folder
+from rewards._util import torch_device
 from rewards.errors import RewardModelError
 from rewards.learned import (
     METADATA_FILE,
@@ -75,6 +76,8 @@ class RewardModelTrainingConfig:
         max_grad_norm: Gradient clipping norm.
         seed: Seed of the split, the score head's initialisation and the batch order.
         progress: Show a progress bar.
+        device: Where to train: ``"auto"`` (CUDA when a GPU is visible, else the CPU), ``"cpu"``, ``"cuda[:n]"``
+            or ``"mps"``. The saved model is the same wherever it was trained.
     """
 
     epochs: int = 1
@@ -92,8 +95,10 @@ class RewardModelTrainingConfig:
     max_grad_norm: float = 1.0
     seed: int = 0
     progress: bool = True
+    device: str = "auto"
 
     def __post_init__(self) -> None:
+        torch_device(self.device)  # a ValueError naming a bad device, before any model is loaded
         for name in ("epochs", "batch_size", "max_length"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -196,7 +201,8 @@ class _Batcher:
             encode_texts(self.tokenizer, prompts, completions, self.config.max_length),
             int(self.tokenizer.pad_token_id),
         )
-        return self.model(input_ids=ids, attention_mask=mask).logits.float()
+        device = self.weights.device
+        return self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
 
     def loss(self, records: Sequence[PreferencePair | RatedCompletion]) -> tuple[Any, int, int]:
         """Return (mean loss, correctly ordered pairs, pairs) of a batch of records."""
@@ -214,11 +220,13 @@ class _Batcher:
             total = out[: 2 * len(pairs)] @ self.weights
             diff = total[: len(pairs)] - total[len(pairs) :]
             if self.config.use_margin:
-                diff = diff - torch.tensor([p.margin or 0.0 for p in pairs], dtype=diff.dtype)
+                diff = diff - torch.tensor([p.margin or 0.0 for p in pairs], dtype=diff.dtype, device=diff.device)
             terms.append(-logsigmoid(diff).sum())
             correct = int((total[: len(pairs)] > total[len(pairs) :]).sum())
         if rated:
-            target = torch.tensor([[rating_target(r.ratings[d]) for d in self.dims] for r in rated], dtype=out.dtype)
+            target = torch.tensor(
+                [[rating_target(r.ratings[d]) for d in self.dims] for r in rated], dtype=out.dtype, device=out.device
+            )
             squared = (out[2 * len(pairs) :] - target).pow(2).mean(dim=1)
             terms.append(self.config.rating_loss_weight * squared.sum())
         return sum(terms) / len(records), correct, len(pairs)
@@ -371,8 +379,10 @@ def train_reward_model(
         if config.train_layers is not None
         else sum(p.numel() for p in model.parameters())
     )
+    device = torch_device(config.device)
+    model.to(device)
     model.train()
-    weights = torch.tensor([weights_map[d] for d in dims], dtype=torch.float32)
+    weights = torch.tensor([weights_map[d] for d in dims], dtype=torch.float32, device=device)
     batcher = _Batcher(model, tokenizer, dims, weights, config)
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad],

@@ -98,6 +98,7 @@ def _cmd_train(args: argparse.Namespace) -> int:
             train_layers=args.train_layers,
             seed=args.seed,
             progress=not args.no_progress,
+            device=args.device,
         )
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"rm train: {exc}") from None
@@ -210,6 +211,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--use-margin", action="store_true", help="use the pairs' 'margin' in the loss")
     p.add_argument("--train-layers", type=int, default=None, help="fine-tune only the top N blocks (faster)")
     p.add_argument("--weights", default=None, help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}'")
+    p.add_argument("--device", default="auto", help="auto (CUDA when a GPU is visible), cpu, cuda, cuda:N or mps")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     p.set_defaults(func=_cmd_train)

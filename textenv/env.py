@@ -13,7 +13,7 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rewards import RewardFn, ValidatedReward, resolve
+from rewards import RewardFn, ValidatedReward, accepts, resolve
 from textenv.errors import (
     ConfigError,
     InvalidActionError,
@@ -22,7 +22,13 @@ from textenv.errors import (
     ResetNeededError,
 )
 from textenv.kl import UNLOGGED_POLICIES, LogProbMessage, UnloggedPolicy, make_kl_controller, posted_logprobs
-from textenv.models import DEFAULT_MODEL, check_tokenizer_fits, load_model_and_tokenizer, reference_copy
+from textenv.models import (
+    DEFAULT_MODEL,
+    check_tokenizer_fits,
+    load_model_and_tokenizer,
+    reference_copy,
+    resolve_device,
+)
 from textenv.prompts import Prompt, PromptSource, load_prompts
 from textenv.reference import ReferenceScorer, batched_reference
 
@@ -117,7 +123,9 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
     - ``tokenizer``: needed when ``model`` is a loaded model; by default the model folder's own.
     - ``max_prompt_tokens``, ``max_new_tokens``, ``stop_strings``: the window and the episode's end.
     - ``kl_coef``, ``target_kl``, ``kl_horizon``: β and its adaptive controller; ``unlogged_policy``.
-    - ``device``, ``dtype``: where and in which precision the reference model runs.
+    - ``device``, ``dtype``: where and in which precision the reference model runs (``device="auto"``: CUDA
+      where a GPU is visible). A reward given by name whose factory takes ``device`` (the learned, judge and
+      similarity rewards) runs there too, unless ``reward_kwargs`` says otherwise.
     - ``render_mode``: ``"ansi"`` (``render()`` returns the text) or ``"human"`` (printed every step).
 
     ## Version History
@@ -178,6 +186,8 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self.unlogged_policy = unlogged_policy
         self.prompt_truncation = prompt_truncation
         self.kl_controller = make_kl_controller(kl_coef, target_kl, kl_horizon)
+        self.device = str(resolve_device(device))
+        device = self.device
 
         # A model given by name is reloaded (from the process-wide cache) after unpickling; an object travels.
         self._model_spec: tuple[str, str | None, str | None, str] | None = None
@@ -210,7 +220,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self.eos_token_ids = _eos_ids(self.model, self.tokenizer)
 
         self.prompts: PromptSource = load_prompts(prompts, field=prompt_field)
-        self.reward_fn: ValidatedReward = resolve(reward, **dict(reward_kwargs or {}))
+        self.reward_fn: ValidatedReward = resolve(reward, **_with_device(reward, reward_kwargs, self.device))
 
         self.action_space = spaces.Discrete(self.vocab_size)
         high = max(self.vocab_size - 1, 0)
@@ -547,3 +557,11 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
         elif isinstance(value, (list, tuple)):
             ids.update(int(v) for v in value)
     return frozenset(ids)
+
+
+def _with_device(reward: Any, reward_kwargs: Mapping[str, Any] | None, device: str) -> dict[str, Any]:
+    """``reward_kwargs``, plus the env's ``device`` for a reward given by name whose factory takes one."""
+    kwargs = dict(reward_kwargs or {})
+    if isinstance(reward, str) and "device" not in kwargs and accepts(reward, "device"):
+        kwargs["device"] = device
+    return kwargs

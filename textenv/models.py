@@ -171,7 +171,7 @@ def load_model_and_tokenizer(
         ConfigError: ``dtype`` or ``device`` is not valid.
     """
     torch_dtype = _resolve_dtype(dtype)
-    torch_device = _resolve_device(device)
+    torch_device = resolve_device(device)
     source = _resolve(name_or_path)
     if isinstance(source, Path):
         model = _model_from_folder(source, torch_dtype)
@@ -482,8 +482,16 @@ def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:
     raise ConfigError(f"Unknown dtype {dtype!r}; expected a torch.dtype, 'auto', or one of {sorted(_DTYPES)}.")
 
 
-def _resolve_device(device: str | torch.device) -> torch.device:
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``torch.device(device)``, with ``"auto"`` = CUDA where a GPU is visible, else the CPU.
+
+    Raises:
+        ConfigError: ``device`` names no device.
+    """
+    from rewards._util import torch_device
+
     try:
-        return torch.device(device)
-    except (RuntimeError, TypeError) as err:
-        raise ConfigError(f"Unknown device {device!r}; expected e.g. 'cpu', 'cuda:0' or 'mps'.") from err
+        resolved: torch.device = torch_device(device)
+    except ValueError as err:
+        raise ConfigError(f"Unknown device {device!r}; expected 'auto', 'cpu', 'cuda', 'cuda:0' or 'mps'.") from err
+    return resolved

@@ -50,7 +50,7 @@ PREFERENCE_SOURCES = ("simulate", "file", "db")
 
 # TrainConfig fields that the pipeline sets itself (each has its own field in the rl section, or comes from an
 # earlier stage).
-_RL_OWNED = ("env", "algo", "seed", "budget_tokens", "model", "env_kwargs")
+_RL_OWNED = ("env", "algo", "seed", "budget_tokens", "model", "env_kwargs", "device")
 # Env arguments that the pipeline sets itself: the reward is the trained reward model; the prompts are the
 # pipeline's.
 _ENV_OWNED = ("reward", "reward_kwargs", "reward_model", "model", "prompts")
@@ -196,12 +196,12 @@ class RewardModelStage:
         _check_str("reward_model", "base", self.base, optional=True)
         self.training_config(progress=False)  # its own checks, raised as ConfigError by _fill
 
-    def training_config(self, progress: bool = True) -> Any:
+    def training_config(self, progress: bool = True, device: str = "auto") -> Any:
         """The :class:`rewards.RewardModelTrainingConfig` of these settings."""
         from rewards import RewardModelTrainingConfig
 
         fields = {k: v for k, v in dataclasses.asdict(self).items() if k != "base"}
-        return RewardModelTrainingConfig(**fields, progress=progress)
+        return RewardModelTrainingConfig(**fields, progress=progress, device=device)
 
 
 @dataclass(frozen=True)
@@ -293,6 +293,9 @@ class PipelineConfig:
     """The prompt field of the prompt records."""
     runs_dir: str = "runs"
     """Parent folder of the run folder."""
+    device: str = "auto"
+    """Where every stage trains and samples: 'auto' (CUDA when a GPU is visible), 'cpu', 'cuda[:n]' or 'mps'.
+    Not part of any stage's hash: a stage done on one device is reused on another."""
     sft: SFTStage | None = None
     preferences: PreferencesStage = field(default_factory=PreferencesStage)
     reward_model: RewardModelStage = field(default_factory=RewardModelStage)
@@ -303,8 +306,9 @@ class PipelineConfig:
         _check_str("pipeline", "name", self.name)
         if any(part in self.name for part in ("/", "\\")) or self.name in (".", ".."):
             raise ConfigError(f"name {self.name!r} must be a plain folder name (no slashes).")
-        for name in ("model", "prompts", "prompt_field", "runs_dir"):
+        for name in ("model", "prompts", "prompt_field", "runs_dir", "device"):
             _check_str("pipeline", name, getattr(self, name))
+        TrainConfig(device=self.device)  # the same check as a run's device
 
     @property
     def root(self) -> Path:

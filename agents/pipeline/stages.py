@@ -42,7 +42,7 @@ def _sft(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dic
     from agents.sft import train_sft
 
     assert config.sft is not None
-    sft_config = dataclasses.replace(config.sft.config, progress=ctx.progress)
+    sft_config = dataclasses.replace(config.sft.config, progress=ctx.progress, device=config.device)
     result = train_sft(config.sft.data, config.model, ctx.folder / "model", sft_config, overwrite=True)
     keys = ("demonstrations", "train_demos", "eval_demos", "steps", "train_loss", "eval_loss_before", "eval_loss",
             "trainable_parameters", "train_seconds")  # fmt: skip
@@ -139,7 +139,7 @@ def _reward_model(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, 
         data,
         resolve_base_model(base),
         ctx.folder / "model",
-        config.reward_model.training_config(progress=ctx.progress),
+        config.reward_model.training_config(progress=ctx.progress, device=config.device),
         overwrite=True,
         base_name=base,
     )
@@ -180,6 +180,7 @@ def _rl(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dict
         out_dir=compare_dir,
         overrides={
             **rl.train,
+            "device": config.device,
             "model": start_model(config, ctx),
             "env_kwargs": rl.merged_env_kwargs(_rl_env(config, ctx)),
         },

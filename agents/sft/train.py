@@ -74,8 +74,20 @@ class SFTConfig:
     """Seed of the split, the data order and the adapters' initialisation."""
     progress: bool = True
     """Show the Trainer's progress bar."""
+    device: str = "auto"
+    """Where to train: 'auto' (CUDA when a GPU is visible), 'cpu', 'cuda' or 'mps' (for another GPU than the
+    first, set CUDA_VISIBLE_DEVICES)."""
+    precision: str = "fp32"
+    """'fp32', or 'bf16' (mixed precision on CUDA, float32 master weights)."""
 
     def __post_init__(self) -> None:
+        if self.device not in ("auto", "cpu", "cuda", "cuda:0", "mps"):
+            raise ConfigError(
+                f"sft.device must be 'auto', 'cpu', 'cuda' or 'mps'; got {self.device!r}. For another GPU than "
+                "the first, set CUDA_VISIBLE_DEVICES=<n> and use 'cuda'."
+            )
+        if self.precision not in ("fp32", "bf16"):
+            raise ConfigError(f"sft.precision must be 'fp32' or 'bf16'; got {self.precision!r}.")
         for name in ("batch_size", "max_length", "lora_r", "lora_alpha"):
             _check_int(name, getattr(self, name), 1)
         _check_int("seed", self.seed, 0)
@@ -97,8 +109,8 @@ class SFTConfig:
             raise ConfigError(f"sft.lora_target_modules must be 'all-linear' or a list of names; got {targets!r}.")
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain data, for YAML and JSON (``progress`` is left out: it changes nothing learned)."""
-        return {k: v for k, v in dataclasses.asdict(self).items() if k != "progress"}
+        """Plain data, for YAML and JSON (``progress`` and ``device`` are left out: they change nothing learned)."""
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in ("progress", "device")}
 
 
 @dataclass(frozen=True)
@@ -171,7 +183,7 @@ def train_sft(
     """
     from transformers import DataCollatorForSeq2Seq, PrinterCallback, Trainer, TrainingArguments
 
-    from textenv.models import load_model_and_tokenizer
+    from textenv.models import load_model_and_tokenizer, resolve_device
 
     config = config or SFTConfig()
     out = Path(out)
@@ -219,6 +231,8 @@ def train_sft(
             data_seed=config.seed,
             disable_tqdm=not config.progress,
             dataloader_pin_memory=False,
+            use_cpu=str(resolve_device(config.device)) == "cpu",
+            bf16=config.precision == "bf16",
         )
         collator = DataCollatorForSeq2Seq(tokenizer, padding=True, label_pad_token_id=-100)
         trainer = Trainer(
