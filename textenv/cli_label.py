@@ -63,21 +63,37 @@ def _sample(args: argparse.Namespace) -> Any:
 
 
 def _store_with_tasks(args: argparse.Namespace) -> Any:
-    """Open ``--db`` and add the tasks of ``--tasks``, ``--from-run`` or ``--model`` (if given)."""
+    """Open ``--db`` and add the tasks of ``--tasks``, ``--from-run`` or ``--model`` (if given).
+
+    The tasks are read (or sampled) before the database is opened, and a database this call created is removed
+    again if its tasks are refused, so a failed start leaves no empty file behind.
+    """
     from rewards.errors import LabelingError
     from rewards.human import LabelStore, load_tasks
+    from rewards.human.store import remove_database
 
-    store = LabelStore(args.db)
     tasks = load_tasks(args.tasks) if args.tasks else None
     if tasks is None and (args.from_run or args.model):
         tasks = _sample(args).tasks
-    if tasks is not None:
-        added = store.add_tasks(tasks)
-        print(f"{store.path}: {added} new tasks ({len(tasks) - added} already there), {store.count_tasks()} in all")
-    if store.count_tasks() == 0:
+    new = not os.path.exists(args.db)
+    if new and tasks is None:
         raise LabelingError(
-            f"{store.path} holds no tasks yet; give --tasks FILE, --from-run RUN or --model M --prompts P"
+            f"{args.db} does not exist yet, so it holds no tasks; give --tasks FILE, --from-run RUN or "
+            "--model M --prompts P"
         )
+    store = LabelStore(args.db)
+    try:
+        if tasks is not None:
+            added = store.add_tasks(tasks)
+            print(f"{store.path}: {added} new tasks ({len(tasks) - added} already there), {store.count_tasks()} in all")
+        if store.count_tasks() == 0:
+            raise LabelingError(
+                f"{store.path} holds no tasks yet; give --tasks FILE, --from-run RUN or --model M --prompts P"
+            )
+    except BaseException:
+        if new:
+            remove_database(store.path)
+        raise
     return store
 
 
