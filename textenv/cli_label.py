@@ -187,16 +187,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the labeling page (FastAPI + uvicorn) over a SQLite label database",
         description="Tasks come from --tasks, --from-run or --model (added to --db; tasks already there are kept), "
-        "or from --db alone to go on labeling. Binds 127.0.0.1; another --host needs --token.",
+        "or from --db alone to go on labeling. Binds 127.0.0.1; a --host off the loopback needs --token.",
     )
     p.add_argument("--db", required=True, help="label database (SQLite; created if missing)")
     _add_source_args(p, required=False)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only, like any 127.x.x.x or ::1)",
+    )
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
         "--token",
         default=None,
-        help=f"secret every request must carry (required off 127.0.0.1; default: ${TOKEN_ENV}, which keeps it "
+        help=f"secret every request must carry (required off the loopback; default: ${TOKEN_ENV}, which keeps it "
         "out of the process list)",
     )
     p.add_argument("--no-shuffle", action="store_true", help="always show completion 1 as A")
