@@ -4,6 +4,7 @@ from __future__ import annotations
 
 __all__ = [
     "InvalidRewardOutputError",
+    "LabelConflictError",
     "LabelingError",
     "MissingDependencyError",
     "PreferenceDataError",
@@ -60,3 +61,8 @@ class RewardModelError(RewardError, OSError):
 class LabelingError(RewardError, ValueError):
     """Human-feedback input is bad: a task file record, a label, a label database, or the labeling server's
     settings (the message names the value and the fix)."""
+
+
+class LabelConflictError(LabelingError):
+    """An annotator labeled a task that they have already labeled (and not undone): undo the label first to
+    change it. The labeling page answers it with 409 Conflict."""

@@ -63,21 +63,37 @@ def _sample(args: argparse.Namespace) -> Any:
 
 
 def _store_with_tasks(args: argparse.Namespace) -> Any:
-    """Open ``--db`` and add the tasks of ``--tasks``, ``--from-run`` or ``--model`` (if given)."""
+    """Open ``--db`` and add the tasks of ``--tasks``, ``--from-run`` or ``--model`` (if given).
+
+    The tasks are read (or sampled) before the database is opened, and a database this call created is removed
+    again if its tasks are refused, so a failed start leaves no empty file behind.
+    """
     from rewards.errors import LabelingError
     from rewards.human import LabelStore, load_tasks
+    from rewards.human.store import remove_database
 
-    store = LabelStore(args.db)
     tasks = load_tasks(args.tasks) if args.tasks else None
     if tasks is None and (args.from_run or args.model):
         tasks = _sample(args).tasks
-    if tasks is not None:
-        added = store.add_tasks(tasks)
-        print(f"{store.path}: {added} new tasks ({len(tasks) - added} already there), {store.count_tasks()} in all")
-    if store.count_tasks() == 0:
+    new = not os.path.exists(args.db)
+    if new and tasks is None:
         raise LabelingError(
-            f"{store.path} holds no tasks yet; give --tasks FILE, --from-run RUN or --model M --prompts P"
+            f"{args.db} does not exist yet, so it holds no tasks; give --tasks FILE, --from-run RUN or "
+            "--model M --prompts P"
         )
+    store = LabelStore(args.db)
+    try:
+        if tasks is not None:
+            added = store.add_tasks(tasks)
+            print(f"{store.path}: {added} new tasks ({len(tasks) - added} already there), {store.count_tasks()} in all")
+        if store.count_tasks() == 0:
+            raise LabelingError(
+                f"{store.path} holds no tasks yet; give --tasks FILE, --from-run RUN or --model M --prompts P"
+            )
+    except BaseException:
+        if new:
+            remove_database(store.path)
+        raise
     return store
 
 
@@ -171,16 +187,20 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         "serve",
         help="serve the labeling page (FastAPI + uvicorn) over a SQLite label database",
         description="Tasks come from --tasks, --from-run or --model (added to --db; tasks already there are kept), "
-        "or from --db alone to go on labeling. Binds 127.0.0.1; another --host needs --token.",
+        "or from --db alone to go on labeling. Binds 127.0.0.1; a --host off the loopback needs --token.",
     )
     p.add_argument("--db", required=True, help="label database (SQLite; created if missing)")
     _add_source_args(p, required=False)
-    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    p.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address to bind (default 127.0.0.1: this machine only, like any 127.x.x.x or ::1)",
+    )
     p.add_argument("--port", type=int, default=8000)
     p.add_argument(
         "--token",
         default=None,
-        help=f"secret every request must carry (required off 127.0.0.1; default: ${TOKEN_ENV}, which keeps it "
+        help=f"secret every request must carry (required off the loopback; default: ${TOKEN_ENV}, which keeps it "
         "out of the process list)",
     )
     p.add_argument("--no-shuffle", action="store_true", help="always show completion 1 as A")

@@ -1,9 +1,10 @@
 """Terminal input and output for the human-feedback tools: safe display of model text, lines read with a timeout.
 
 Model output can hold terminal control sequences (``ESC [ 2 J`` clears the screen, others rewrite the title or
-move the cursor) and bidirectional-override characters that reorder what a reader sees. ``printable`` shows
-them as escapes (``\\x1b``), so the terminal labeler and ``HumanReward`` display exactly the text that is
-labeled.
+move the cursor), bidirectional-override characters that reorder what a reader sees, and invisible characters
+(zero-width spaces and joiners, the byte-order mark, soft hyphens, line and paragraph separators) that make two
+different texts look the same. ``printable`` shows all of them as escapes (``\\x1b``, ``\\u200b``), so the
+terminal labeler and ``HumanReward`` display exactly the text that is labeled.
 
 ``LineReader`` reads lines from a stream, with an optional deadline. A stream with a file descriptor (a
 terminal, a pipe) is read with ``select`` and ``os.read`` on the descriptor itself, so a line typed after
@@ -23,14 +24,23 @@ from typing import IO, Any
 
 __all__ = ["LineReader", "printable"]
 
-_BIDI = {chr(c) for c in (*range(0x202A, 0x202F), *range(0x2066, 0x206A), 0x200E, 0x200F, 0x061C)}
+# Unicode categories shown as escapes: controls (Cc), format characters (Cf: the bidi controls, zero-width
+# space/joiners, word joiner, BOM, soft hyphen, tag characters), line and paragraph separators (Zl, Zp), and
+# lone surrogates (Cs), which no terminal can show.
+_ESCAPED_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
+# Invisible characters Unicode does not class as format characters.
+_INVISIBLE = frozenset({"\u115f", "\u1160", "\u3164", "\uffa0", "\u034f"})
 
 
 def printable(text: str) -> str:
-    """``text`` with control characters (except newline and tab) and bidi controls shown as escapes."""
+    """``text`` with control, format (bidi, zero-width) and other invisible characters shown as escapes.
+
+    Newlines and tabs stay as they are. Emoji built with a zero-width joiner show their parts and the joiner
+    (``\\u200d``): exactness matters more here than looks.
+    """
     out = []
     for ch in text:
-        if ch in "\n\t" or (unicodedata.category(ch) != "Cc" and ch not in _BIDI):
+        if ch in "\n\t" or (unicodedata.category(ch) not in _ESCAPED_CATEGORIES and ch not in _INVISIBLE):
             out.append(ch)
         else:
             out.append(ch.encode("unicode_escape").decode("ascii"))

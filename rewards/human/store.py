@@ -17,9 +17,19 @@ serving order). ``labels`` holds one row per label: the task, the annotator's id
 ``"2"``: which completion won; ``"tie"``; ``"skip"``), the order the two completions were shown in, optional
 1–5 ratings of each completion on the four ``DIMENSIONS``, a free-text note, the source (``"web"`` or
 ``"cli"``) and the time (Unix seconds, UTC). Nothing is ever deleted: undo marks the annotator's latest label
-as undone (``undone_at``), which returns its task to the annotator's queue. An annotator's label of a task is
-their latest row for it that is not undone; skips count as labels (the task is not served again), but are
-neither exported nor counted in agreement.
+as undone (``undone_at``), which returns its task to the annotator's queue. An annotator has at most one
+current (not undone) label per task: a second one is refused with ``LabelConflictError`` (undo the first to
+change it), by ``add_label`` and by a unique index, so that every writer obeys it. Skips count as labels (the
+task is not served again), but are neither exported nor counted in agreement.
+
+**Older files.** A database of schema version 1 could hold two current labels of one task by one annotator
+(e.g. from two browser tabs), of which the latest counted. Opening it upgrades it in place, under the write
+lock: each such older label is marked undone as of the time the next one was given (what it already meant),
+then the unique index is added.
+
+**Permissions.** A new database file is created readable and writable by its owner only (0600; SQLite gives
+its ``-wal`` and ``-shm`` files the same mode), since notes and annotator ids are nobody else's business. An
+existing file keeps its mode (a group may share it on purpose). If opening a new file fails, it is removed.
 """
 
 from __future__ import annotations
@@ -35,7 +45,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from rewards.errors import LabelingError
+from rewards.errors import LabelConflictError, LabelingError
 from rewards.human.tasks import DisplayOrder, LabelTask
 
 __all__ = [
@@ -48,6 +58,7 @@ __all__ = [
     "Ratings",
     "check_annotator",
     "check_ratings",
+    "remove_database",
 ]
 
 DIMENSIONS = ("coherence", "creativity", "relevance", "fluency")
@@ -59,7 +70,7 @@ Ratings = Mapping[str, int]
 
 MAX_NOTE_LENGTH = 2000
 _ANNOTATOR = re.compile(r"[\w.@+\- ]{1,64}")
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
     id TEXT PRIMARY KEY,
@@ -85,6 +96,18 @@ CREATE TABLE IF NOT EXISTS labels (
 );
 CREATE INDEX IF NOT EXISTS labels_by_annotator ON labels (annotator, undone_at, task_id);
 CREATE INDEX IF NOT EXISTS labels_by_task ON labels (task_id);
+CREATE UNIQUE INDEX IF NOT EXISTS one_current_label ON labels (annotator, task_id) WHERE undone_at IS NULL;
+"""
+# Version 1 -> 2: an older duplicate current label is marked undone when the next one of the same annotator and
+# task was given; then the unique index of _SCHEMA can be created.
+_UPGRADE_1_TO_2 = """
+UPDATE labels SET undone_at = (
+    SELECT MIN(newer.created_at) FROM labels newer WHERE newer.annotator = labels.annotator
+    AND newer.task_id = labels.task_id AND newer.undone_at IS NULL AND newer.id > labels.id
+) WHERE undone_at IS NULL AND EXISTS (
+    SELECT 1 FROM labels newer WHERE newer.annotator = labels.annotator AND newer.task_id = labels.task_id
+    AND newer.undone_at IS NULL AND newer.id > labels.id
+)
 """
 
 
@@ -169,24 +192,41 @@ class LabelStore:
         if self.path.is_dir():
             raise LabelingError(f"--db {self.path} is a folder; give a file name such as labels.sqlite")
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        created = _create_private(self.path)
         try:
             with self._write() as db:  # under the write lock, so two processes creating one file agree
-                version = db.execute("PRAGMA user_version").fetchone()[0]
-                tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-                if version not in (0, _SCHEMA_VERSION) or (version == 0 and tables):
-                    raise LabelingError(
-                        f"{self.path} is a SQLite file but not a textenv label database (schema version "
-                        f"{version}, tables {sorted(tables)}); give another --db file"
-                    )
-                if version == 0:
-                    for statement in _SCHEMA.split(";"):
-                        if statement.strip():
-                            db.execute(statement)
-                    db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
-        except sqlite3.DatabaseError as exc:
+                self._set_up(db)
+        except BaseException as exc:
+            if created:
+                remove_database(self.path)
+            if isinstance(exc, sqlite3.DatabaseError):
+                raise LabelingError(
+                    f"cannot open {self.path} as a label database ({exc}); give another --db file"
+                ) from None
+            raise
+
+    def _set_up(self, db: sqlite3.Connection) -> None:
+        """Create the tables of an empty file, or upgrade an older schema (inside the write transaction)."""
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if version > _SCHEMA_VERSION:
             raise LabelingError(
-                f"cannot open {self.path} as a label database ({exc}); give another --db file"
-            ) from None
+                f"{self.path} is a label database of schema version {version}, written by a newer textenv "
+                f"(this one reads versions up to {_SCHEMA_VERSION}); upgrade textenv"
+            )
+        if version < 0 or (version == 0 and tables):
+            raise LabelingError(
+                f"{self.path} is a SQLite file but not a textenv label database (schema version "
+                f"{version}, tables {sorted(tables)}); give another --db file"
+            )
+        if version == _SCHEMA_VERSION:
+            return
+        if version == 1:
+            db.execute(_UPGRADE_1_TO_2)
+        for statement in _SCHEMA.split(";"):
+            if statement.strip():
+                db.execute(statement)
+        db.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
 
     # -- connections ---------------------------------------------------------------------------------
 
@@ -315,6 +355,7 @@ class LabelStore:
             source: Where the label came from (``"web"``, ``"cli"``, ...).
 
         Raises:
+            LabelConflictError: If ``annotator`` already has a current label of this task (undo it first).
             LabelingError: If a value is invalid or the task does not exist.
         """
         annotator = check_annotator(annotator)
@@ -331,11 +372,19 @@ class LabelStore:
         with self._write() as db:
             if db.execute("SELECT 1 FROM tasks WHERE id = ?", (task_id,)).fetchone() is None:
                 raise LabelingError(f"no task has the id {task_id!r} in {self.path}; reload the task list")
-            cursor = db.execute(
-                "INSERT INTO labels (task_id, annotator, choice, shown, ratings_1, ratings_2, note, source, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (task_id, annotator, choice, shown, _dump(r1), _dump(r2), note, source, now),
-            )
+            current = db.execute(
+                "SELECT id FROM labels WHERE annotator = ? AND task_id = ? AND undone_at IS NULL", (annotator, task_id)
+            ).fetchone()
+            if current is not None:
+                raise _conflict(annotator, task_id, current[0])
+            try:
+                cursor = db.execute(
+                    "INSERT INTO labels (task_id, annotator, choice, shown, ratings_1, ratings_2, note, source, "
+                    "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (task_id, annotator, choice, shown, _dump(r1), _dump(r2), note, source, now),
+                )
+            except sqlite3.IntegrityError:  # the unique index: only reachable if a writer skipped the check above
+                raise _conflict(annotator, task_id, None) from None
             label_id = int(cursor.lastrowid or 0)
         return Label(label_id, task_id, annotator, choice, shown, r1, r2, note, source, now)
 
@@ -377,6 +426,31 @@ class LabelStore:
     def annotators(self) -> list[str]:
         """The ids of everyone with a current label, sorted."""
         return sorted({label.annotator for label in self.labels()})
+
+
+def remove_database(path: str | os.PathLike[str]) -> None:
+    """Delete the database file ``path`` and its ``-wal`` and ``-shm`` files, where they exist."""
+    for name in (os.fspath(path), f"{os.fspath(path)}-wal", f"{os.fspath(path)}-shm"):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(name)
+
+
+def _create_private(path: Path) -> bool:
+    """Create ``path`` empty with mode 0600 (an empty file is an empty SQLite database); ``False`` if it exists."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return False
+    os.close(fd)
+    return True
+
+
+def _conflict(annotator: str, task_id: str, label_id: int | None) -> LabelConflictError:
+    which = "" if label_id is None else f" (label {label_id})"
+    return LabelConflictError(
+        f"{annotator!r} has already labeled task {task_id!r}{which}; to change that label, undo it first "
+        "(u on the labeling page or in `textenv label cli`), then label the task again"
+    )
 
 
 _LABEL_COLUMNS = "id, task_id, annotator, choice, shown, ratings_1, ratings_2, note, source, created_at, undone_at"

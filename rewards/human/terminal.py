@@ -13,6 +13,7 @@ from __future__ import annotations
 import textwrap
 from typing import IO
 
+from rewards.errors import LabelConflictError
 from rewards.human.console import LineReader, printable
 from rewards.human.store import DIMENSIONS, Choice, LabelStore, check_annotator
 from rewards.human.tasks import LabelTask, display_order
@@ -99,7 +100,11 @@ def run_terminal(
                     out.write("\nStopped before saving this label (end of input).\n")
                     return saved
                 rated[int(shown[position]) - 1] = got if isinstance(got, dict) else None
-        label = store.add_label(task.id, annotator, choice, shown, ratings=rated, source="cli")
+        try:
+            label = store.add_label(task.id, annotator, choice, shown, ratings=rated, source="cli")
+        except LabelConflictError as exc:  # labeled meanwhile elsewhere (the page, another terminal)
+            out.write(f"NOT saved: {printable(str(exc))}\n")
+            continue
         saved += 1
         out.write(f"saved ({answer}, label {label.id})\n")
 

@@ -89,9 +89,31 @@ def test_a_run_without_a_policy_or_config_is_refused(tiny_lm_dir: Path, tmp_path
 
 def test_serve_and_cli_need_tasks(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["label", "cli", "--db", str(tmp_path / "l.sqlite"), "--annotator", "bob"]) == 2
-    assert "holds no tasks yet" in capsys.readouterr().err
+    assert "holds no tasks" in capsys.readouterr().err
+    assert not (tmp_path / "l.sqlite").exists()
     assert main(["label", "export", "--db", str(tmp_path / "missing.sqlite"), "--out", str(tmp_path / "o")]) == 2
     assert "no label database" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["serve", "cli"])
+def test_a_refused_task_file_leaves_no_database_behind(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"prompt": "p", "completions": ["a"]}\n', encoding="utf-8")  # one completion, not two
+    clash = tmp_path / "clash.jsonl"  # valid records, but one id for two different tasks
+    clash.write_text(
+        "".join(json.dumps({"id": "t", "prompt": p, "completions": ["a", "b"]}) + "\n" for p in ("p", "q")),
+        encoding="utf-8",
+    )
+    db = tmp_path / "labels.sqlite"
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text("", encoding="utf-8")
+    for tasks, message in ((bad, "two"), (clash, "ids must be unique"), (empty, "holds no tasks")):
+        extra = ["--annotator", "bob"] if command == "cli" else []
+        assert main(["label", command, "--db", str(db), "--tasks", str(tasks), *extra]) == 2
+        assert message in capsys.readouterr().err
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.jsonl", "clash.jsonl", "empty.jsonl"]
 
 
 def test_from_a_model_to_labels_to_a_reward_model_to_an_env(

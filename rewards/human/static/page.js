@@ -1,6 +1,7 @@
 // The labeling page of textenv. Every text from the server is inserted with textContent (never as HTML),
-// so a completion holding markup shows as text. The page says "saved" only after the server's answer,
-// which comes after the label is committed to disk.
+// so a completion holding markup shows as text, and in an element of its own direction (dir="auto" or a
+// <bdi>), so bidi controls in it cannot reorder the page's own words. The page says "saved" only after the
+// server's answer, which comes after the label is committed to disk.
 "use strict";
 
 const DIMENSIONS = ["coherence", "creativity", "relevance", "fluency"];
@@ -14,9 +15,15 @@ if (new URLSearchParams(window.location.search).has("token")) {
   window.history.replaceState(null, "", window.location.pathname);
 }
 
-function setStatus(text, kind) {
+// detail: text that may come from users or models (the server's error detail), isolated in a <bdi>.
+function setStatus(text, kind, detail) {
   const status = $("status");
   status.textContent = text;
+  if (detail) {
+    const isolated = document.createElement("bdi");
+    isolated.textContent = detail;
+    status.appendChild(isolated);
+  }
   status.className = kind || "";
 }
 
@@ -101,7 +108,10 @@ async function call(method, path, body) {
   if (!response.ok) {
     let detail = data && data.detail !== undefined ? data.detail : response.statusText;
     if (typeof detail !== "string") detail = JSON.stringify(detail);
-    throw new Error(response.status + ": " + detail);
+    const error = new Error(response.status + ": ");
+    error.status = response.status;
+    error.detail = detail;
+    throw error;
   }
   return data;
 }
@@ -113,7 +123,7 @@ async function loadNext() {
     render(await call("GET", "/api/next?annotator=" + encodeURIComponent(annotator)));
     setStatus("", "");
   } catch (err) {
-    setStatus("could not load the next task: " + err.message, "error");
+    setStatus("could not load the next task: " + err.message, "error", err.detail);
   }
 }
 
@@ -142,7 +152,15 @@ async function submit(choice) {
     render(state);
     setStatus("saved", "ok");
   } catch (err) {
-    setStatus("NOT saved: " + err.message, "error");
+    if (err.status === 409) {
+      // labeled meanwhile (another tab, the terminal): show the task that is really next
+      try {
+        render(await call("GET", "/api/next?annotator=" + encodeURIComponent(annotator)));
+      } catch (ignored) {
+        // the message below says what happened; the next action reloads
+      }
+    }
+    setStatus("NOT saved: " + err.message, "error", err.detail);
   } finally {
     busy = false;
   }
@@ -157,7 +175,7 @@ async function undo() {
     render(state);
     setStatus(state.undone === null ? "nothing to undo" : "undone", "ok");
   } catch (err) {
-    setStatus("NOT undone: " + err.message, "error");
+    setStatus("NOT undone: " + err.message, "error", err.detail);
   } finally {
     busy = false;
   }

@@ -60,21 +60,22 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def run_server(
-    tmp_path: Path, tasks: list[LabelTask], *extra: str, env: dict[str, str] | None = None
+    tmp_path: Path, tasks: list[LabelTask], *extra: str, env: dict[str, str] | None = None, host: str = "127.0.0.1"
 ) -> Iterator[ServerProcess]:
-    """Start ``textenv label serve`` on a free port with ``tasks``; wait until it answers; stop it afterwards."""
+    """Start ``textenv label serve --host host`` on a free port with ``tasks``; wait until it answers; stop it
+    afterwards."""
     import httpx
 
     task_file = tmp_path / "tasks.jsonl"
     write_tasks(task_file, tasks)
     db, log, port = tmp_path / "labels.sqlite", tmp_path / "server.log", free_port()
     command = [sys.executable, "-m", "agents.cli", "label", "serve", "--tasks", str(task_file), "--db", str(db)]
-    command += ["--port", str(port), *extra]
+    command += ["--host", host, "--port", str(port), *extra]
     environ = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     environ.update(env or {})
     with log.open("wb") as sink:
         process = subprocess.Popen(command, cwd=tmp_path, stdout=sink, stderr=subprocess.STDOUT, env=environ)
-    server = ServerProcess(process, f"http://127.0.0.1:{port}", db, log)
+    server = ServerProcess(process, f"http://{host}:{port}", db, log)
     headers = {"X-Textenv-Token": environ["TEXTENV_LABEL_TOKEN"]} if environ.get("TEXTENV_LABEL_TOKEN") else {}
     try:
         deadline = time.monotonic() + 60

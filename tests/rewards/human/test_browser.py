@@ -1,7 +1,8 @@
 """End to end in a real headless Chromium (Debian's chromium + chromium-driver, driven by Selenium).
 
-A person labels three pairs by clicking (one with ratings, one after a refused half-rating), undoes the last
-label and redoes it with the keyboard; the export then holds exactly those preferences. One completion holds
+A person labels three pairs by clicking (one with ratings, one after a refused half-rating, one that another
+tab labeled meanwhile, which is refused), undoes the other tab's label and redoes it with the keyboard; the
+export then holds exactly those preferences. One completion holds
 markup that would run script if the page inserted it as HTML: it must show as text and run nothing.
 """
 
@@ -11,6 +12,7 @@ import json
 import shutil
 from pathlib import Path
 
+import httpx
 import pytest
 
 pytest.importorskip("fastapi", reason='the labeling page needs the "label" extra')
@@ -82,6 +84,12 @@ def test_label_three_pairs_by_clicking_then_export(browser, tmp_path: Path) -> N
         name.send_keys("alice", Keys.ENTER)
         wait.until(lambda d: d.find_element(By.ID, "work").is_displayed() and text("progress") == "0 / 3 labeled")
 
+        # every model text takes its own direction, isolated from the page
+        for element_id in ("prompt", "text-a", "text-b"):
+            script = f"return getComputedStyle(document.getElementById('{element_id}')).unicodeBidi"
+            assert browser.execute_script(script) == "plaintext", element_id
+            assert browser.find_element(By.ID, element_id).get_attribute("dir") == "auto"
+
         # task 1: the hostile completion shows as text, and no script ran
         order = display_order("alice", TASKS[0].id)
         shown = [TASKS[0].completions[int(i) - 1] for i in order]
@@ -106,10 +114,15 @@ def test_label_three_pairs_by_clicking_then_export(browser, tmp_path: Path) -> N
         click("choose-b")
         saved("2 / 3 labeled")
 
-        # task 3: a tie; then undo it and pick A with the keyboard instead
-        click("choose-tie")
-        saved("3 / 3 labeled")
+        # task 3: meanwhile labeled as a tie in another tab; the page's own label is refused, and the page moves on
+        body = {"annotator": "alice", "task_id": TASKS[2].id, "shown": "12", "choice": "tie"}
+        httpx.post(server.url + "/api/labels", json=body, timeout=10).raise_for_status()
+        click("choose-a")
+        wait.until(lambda d: text("status").startswith("NOT saved: 409: ") and text("progress") == "3 / 3 labeled")
+        detail = browser.find_element(By.CSS_SELECTOR, "#status bdi").text  # isolated: it quotes user text
+        assert f"'alice' has already labeled task '{TASKS[2].id}'" in detail
         wait.until(lambda d: d.find_element(By.ID, "done").is_displayed())
+        # undo the other tab's tie, then pick A with the keyboard instead
         click("undo")
         wait.until(lambda d: text("status") == "undone" and text("progress") == "2 / 3 labeled")
         assert text("prompt") == TASKS[2].prompt

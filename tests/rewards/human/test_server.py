@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from rewards.errors import LabelingError
 from rewards.human import LabelStore, cohen_kappa, compute_stats
-from rewards.human.server import TOKEN_HEADER, check_token, create_app
+from rewards.human.server import MAX_JSON_DEPTH, TOKEN_HEADER, check_token, create_app
 
 FULL = {"coherence": 4, "creativity": 2, "relevance": 5, "fluency": 3}
 TOKEN = "correct-horse-battery-staple"
@@ -53,6 +53,17 @@ def test_the_page_never_inserts_text_as_html() -> None:
     for sink in ("innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "eval("):
         assert sink not in script
     assert "textContent" in script
+
+
+def test_the_page_isolates_the_direction_of_user_and_model_text() -> None:
+    static = resources.files("rewards.human") / "static"
+    page, style, script = ((static / name).read_text() for name in ("index.html", "page.css", "page.js"))
+    for element in ('<div id="prompt" class="text" dir="auto">', '<div id="text-a" class="text" dir="auto">',
+                    '<div id="text-b" class="text" dir="auto">', '<input id="annotator" dir="auto"',
+                    '<textarea id="note" dir="auto"'):  # fmt: skip
+        assert element in page
+    assert "unicode-bidi: plaintext" in style.split(".text {")[1].split("}")[0]
+    assert 'createElement("bdi")' in script  # server details (which may quote user text) sit in a <bdi>
 
 
 def test_label_flow_maps_the_shown_order_back_to_the_completions(client: TestClient, store: LabelStore) -> None:
@@ -163,6 +174,8 @@ def test_token_and_host_rules() -> None:
     check_token("127.0.0.1", None)
     check_token("localhost", None)
     check_token("::1", None)
+    check_token("127.0.0.2", None)
+    check_token("[::1]", None)
     with pytest.raises(LabelingError, match="needs a token"):
         check_token("0.0.0.0", None)
     with pytest.raises(LabelingError, match="needs a token"):
@@ -172,10 +185,149 @@ def test_token_and_host_rules() -> None:
     check_token("0.0.0.0", TOKEN)
 
 
-def test_a_loopback_server_refuses_foreign_host_names(store: LabelStore) -> None:
-    app = create_app(store, allowed_hosts=["127.0.0.1", "localhost"])
-    assert TestClient(app, base_url="http://127.0.0.1:8000").get("/api/health").status_code == 200
-    assert TestClient(app, base_url="http://evil.example:8000").get("/api/health").status_code == 400
+@pytest.mark.parametrize(
+    ("host", "status"),
+    [
+        ("127.0.0.1:8000", 200),
+        ("127.0.0.2:8000", 200),  # the whole loopback range, as the token rule treats it
+        ("127.255.255.254", 200),
+        ("localhost:8000", 200),
+        ("LOCALHOST", 200),
+        ("[::1]:8000", 200),
+        ("evil.example:8000", 400),
+        ("127.0.0.1.evil.example", 400),
+        ("[::2]:8000", 400),
+        ("10.0.0.1:8000", 400),
+        ("", 400),
+    ],
+)
+def test_a_loopback_server_answers_loopback_host_names_only(store: LabelStore, host: str, status: int) -> None:
+    client = TestClient(create_app(store, loopback_only=True))
+    response = client.get("/api/health", headers={"host": host})
+    assert response.status_code == status, response.text
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"annotator": NaN, "task_id": "t", "shown": "12", "choice": "A"}',
+        '{"annotator": "alice", "task_id": "t", "shown": "12", "choice": Infinity}',
+        '{"annotator": "alice", "task_id": "t", "shown": "12", "choice": "A", "ratings_a": {"coherence": -Infinity}}',
+        "[" * 965 + "]" * 965,
+        '{"a": ' * 964 + "1" + "}" * 964,
+        "[" * (MAX_JSON_DEPTH + 1) + "]" * (MAX_JSON_DEPTH + 1),
+        "[" * 30_000 + "]" * 30_000,
+        '{"annotator": "alice"',
+        b'{"annotator": "\xff"}',
+    ],
+    ids=["nan", "infinity", "-infinity", "array-965", "object-964", "one-too-deep", "array-30000", "cut", "latin1"],
+)
+def test_non_standard_or_deeply_nested_json_is_refused_with_a_4xx(store: LabelStore, body: str | bytes) -> None:
+    client = TestClient(create_app(store), raise_server_exceptions=False)
+    response = client.post("/api/labels", content=body, headers={"content-type": "application/json"})
+    assert response.status_code == 400, response.text
+    assert "not JSON this server reads" in response.json()["detail"]
+    assert response.headers["content-security-policy"].startswith("default-src 'none'")
+    assert store.labels(include_undone=True) == []
+
+
+def test_validation_errors_name_the_field_and_never_echo_the_input(client: TestClient) -> None:
+    task = client.get("/api/next", params={"annotator": "alice"}).json()["task"]
+    body = {"annotator": "alice", "task_id": task["id"], "shown": task["shown"], "choice": "ECHO-ME" * 50,
+            "ratings_a": {**FULL, "fluency": 9.5}}  # fmt: skip
+    response = client.post("/api/labels", json=body)
+    assert response.status_code == 422
+    assert "ECHO-ME" not in response.text
+    assert {tuple(error["loc"]) for error in response.json()["detail"]} >= {("body", "choice")}
+    assert all(set(error) == {"loc", "msg", "type"} for error in response.json()["detail"])
+
+
+def test_a_second_label_of_a_task_is_refused_with_409_and_one_undo_brings_it_back(
+    client: TestClient, store: LabelStore
+) -> None:
+    task = client.get("/api/next", params={"annotator": "alice"}).json()["task"]
+    body = {"annotator": "alice", "task_id": task["id"], "shown": task["shown"], "choice": "A"}
+    assert client.post("/api/labels", json=body).status_code == 200
+    again = client.post("/api/labels", json={**body, "choice": "B"})  # e.g. a second tab still showing it
+    assert again.status_code == 409
+    assert f"'alice' has already labeled task '{task['id']}'" in again.json()["detail"]
+    assert "undo it first" in again.json()["detail"]
+    assert again.headers["x-content-type-options"] == "nosniff"
+    undone = client.post("/api/undo", json={"annotator": "alice"}).json()
+    assert undone["undone"] == task["id"]
+    assert undone["task"]["id"] == task["id"]  # the task is back
+    assert store.labels() == []  # and no older label of it counts again
+
+
+def test_a_right_header_token_with_a_wrong_query_token_is_refused_and_sets_no_cookie(store: LabelStore) -> None:
+    client = TestClient(create_app(store, token=TOKEN))
+    mixed = client.get("/", params={"token": "bogus"}, headers={TOKEN_HEADER: TOKEN})
+    assert mixed.status_code == 401
+    assert "set-cookie" not in mixed.headers
+    assert client.get("/api/health", params={"token": TOKEN}, headers={TOKEN_HEADER: TOKEN + "x"}).status_code == 401
+    # a stale cookie (an earlier token) is replaced by the right query token, with the server's token
+    client.cookies.set("textenv_token", "an-old-token-from-yesterday")
+    assert client.get("/api/health").status_code == 401
+    page = client.get("/", params={"token": TOKEN})
+    assert page.status_code == 200
+    assert page.headers["set-cookie"].startswith(f"textenv_token={TOKEN};")
+    assert client.get("/api/health").status_code == 200
+
+
+def test_every_response_carries_the_security_headers(store: LabelStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    app = create_app(store, token=TOKEN, loopback_only=True)
+    client = TestClient(app, base_url="http://127.0.0.1:8000", raise_server_exceptions=False)
+    auth = {TOKEN_HEADER: TOKEN, "content-type": "application/json"}
+    responses = {
+        400: client.get("/api/health", headers={"host": "evil.example"}),
+        401: client.get("/api/health"),
+        403: client.post("/api/undo", json={"annotator": "a"}, headers={**auth, "origin": "http://evil.example"}),
+        404: client.get("/nothing-here", headers=auth),
+        413: client.post("/api/undo", content=b"[" + b" " * 70_000 + b"]", headers=auth),
+        415: client.post("/api/undo", content=b"{}", headers={TOKEN_HEADER: TOKEN, "content-type": "text/plain"}),
+        422: client.post("/api/undo", json={"annotator": ""}, headers=auth),
+    }
+
+    def broken() -> int:
+        raise RuntimeError("the disk went away")
+
+    monkeypatch.setattr(store, "count_tasks", broken)
+    responses[500] = client.get("/api/health", headers=auth)
+    assert "the disk went away" not in responses[500].text
+    for status, response in responses.items():
+        assert response.status_code == status, (status, response.text)
+        assert response.headers["content-security-policy"].startswith("default-src 'none'"), status
+        assert response.headers["x-frame-options"] == "DENY", status
+        assert response.headers["x-content-type-options"] == "nosniff", status
+        assert response.headers["cache-control"] == "no-store", status
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({}, 200),  # not a browser (curl, scripts): nothing to check
+        ({"origin": "http://testserver", "sec-fetch-site": "same-origin"}, 200),  # the page itself
+        ({"sec-fetch-site": "none"}, 200),
+        ({"origin": "http://evil.example"}, 403),
+        ({"origin": "http://testserver.evil.example"}, 403),
+        ({"origin": "http://testserver:8001"}, 403),  # another app on another port of this machine
+        ({"origin": "null"}, 403),  # a sandboxed frame, a file: page
+        ({"sec-fetch-site": "cross-site"}, 403),
+        ({"sec-fetch-site": "same-site"}, 403),
+        ({"origin": "http://testserver", "sec-fetch-site": "cross-site"}, 403),
+    ],
+)
+def test_cross_site_state_changes_are_refused(
+    client: TestClient, store: LabelStore, headers: dict, status: int
+) -> None:
+    task = client.get("/api/next", params={"annotator": "alice"}, headers=headers).json()["task"]  # reads are fine
+    body = {"annotator": "alice", "task_id": task["id"], "shown": task["shown"], "choice": "A"}
+    response = client.post("/api/labels", json=body, headers=headers)
+    assert response.status_code == status, response.text
+    assert len(store.labels()) == (status == 200)
+    if status == 403:
+        assert "cross-site request refused" in response.json()["detail"]
 
 
 def test_two_annotators_at_once_keep_both_labels_and_get_a_kappa(client: TestClient, store: LabelStore) -> None:

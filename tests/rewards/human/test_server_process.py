@@ -69,7 +69,7 @@ def test_a_token_server_checks_every_request_and_never_logs_the_token(tmp_path: 
     assert main(["label", "serve", "--db", str(tmp_path / "x.sqlite"), "--host", "0.0.0.0"]) == 2
     assert not (tmp_path / "x.sqlite").exists()
     env = {"TEXTENV_LABEL_TOKEN": TOKEN}
-    with run_server(tmp_path, make_tasks(3), "--host", "127.0.0.1", env=env) as server:
+    with run_server(tmp_path, make_tasks(3), env=env) as server:
         assert httpx.get(f"{server.url}/api/health").status_code == 401
         assert httpx.get(f"{server.url}/?token=wrong-token-wrong-token").status_code == 401
         with httpx.Client(base_url=server.url, timeout=10) as client:
@@ -81,3 +81,10 @@ def test_a_token_server_checks_every_request_and_never_logs_the_token(tmp_path: 
     assert "open http://127.0.0.1:" in log
     assert "?token=<your token>" in log
     assert TOKEN not in log
+
+
+def test_any_loopback_address_serves_without_a_token(tmp_path: Path) -> None:
+    # run_server waits for a 200 from http://127.0.0.2:PORT/api/health
+    with run_server(tmp_path, make_tasks(2), host="127.0.0.2") as server, httpx.Client(base_url=server.url) as client:
+        assert _label(client, "alice", "A")["progress"]["labeled"] == 1
+        assert client.get("/api/health", headers={"host": "evil.example"}).status_code == 400

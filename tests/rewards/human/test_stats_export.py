@@ -112,11 +112,12 @@ def test_export_writes_pairs_and_ratings_that_training_reads(store: LabelStore, 
 
 def test_majority_export_keeps_one_pair_per_decided_task(store: LabelStore, tmp_path: Path) -> None:
     tasks = store.tasks()
-    votes = {0: ["1", "1", "2"], 1: ["1", "2"], 2: ["tie", "tie", "1"], 3: ["2", "2", "2"]}
+    votes = {1: ["1", "2"], 2: ["tie", "tie", "1"], 3: ["2", "2", "2"], 0: ["1", "1", "2"]}
     for index, choices in votes.items():
         for annotator, choice in zip(("a", "b", "c"), choices, strict=False):
             store.add_label(tasks[index].id, annotator, choice, "12", ratings=({**FULL, "fluency": 2}, None))  # type: ignore[arg-type]
-    store.add_label(tasks[0].id, "c", "1", "12", ratings=({**FULL, "fluency": 5}, None))  # c changes their mind
+    assert store.undo("c").task_id == tasks[0].id  # type: ignore[union-attr]  # c changes their mind
+    store.add_label(tasks[0].id, "c", "1", "12", ratings=({**FULL, "fluency": 5}, None))
     out = tmp_path / "majority.jsonl"
     result = export_labels(store, out, aggregate="majority")
     assert result.pairs == 2
@@ -124,10 +125,10 @@ def test_majority_export_keeps_one_pair_per_decided_task(store: LabelStore, tmp_
     records = [json.loads(line) for line in out.read_text().splitlines()]
     pairs = [r for r in records if "chosen" in r]
     assert [(r["task_id"], r["chosen"]) for r in pairs] == [
-        (tasks[0].id, tasks[0].completions[0]),
         (tasks[3].id, tasks[3].completions[1]),
+        (tasks[0].id, tasks[0].completions[0]),
     ]
-    assert pairs[0]["votes"] == {"1": 3}
+    assert pairs[1]["votes"] == {"1": 3}
     first_rating = next(r for r in records if "ratings" in r and r["task_id"] == tasks[0].id)
     assert first_rating["ratings"]["fluency"] == pytest.approx((2 + 2 + 5) / 3)
     assert len(rewards.load_preferences(out).pairs) == 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 from rewards.human import LabelStore, LabelTask, display_order, run_terminal
+from rewards.human.console import printable
 
 from .conftest import make_tasks
 
@@ -66,6 +67,37 @@ def test_control_sequences_in_model_text_are_shown_escaped(tmp_path) -> None:
     assert "bidi \\u202e txet" in text
     assert "bell \\x07 and" in text
     assert "    newline" in text  # newlines stay, indented under their heading
+
+
+def test_invisible_characters_in_model_text_are_shown_visibly(tmp_path) -> None:
+    store = LabelStore(tmp_path / "l.sqlite")
+    # two completions that look the same on a terminal, and a prompt with every kind of invisible character
+    invisible = "\u200b\u200c\u200d\u2060\ufeff\u00ad\u2028\u2029\u2066\u3164"
+    store.add_tasks([LabelTask(f"odd{invisible}prompt", ("same text", "same\u200btext"))])
+    _, text = _run(store, "q\n", shuffle=False)
+    assert not set(invisible) & set(text)
+    assert "odd\\u200b\\u200c\\u200d\\u2060\\ufeff\\xad\\u2028\\u2029\\u2066\\u3164prompt" in text
+    assert "    same text\n" in text
+    assert "    same\\u200btext\n" in text  # the difference is visible
+    assert "é 日本 👍" in printable("é 日本 👍")  # visible text is left alone
+
+
+def test_a_task_labeled_meanwhile_elsewhere_is_not_saved_twice(store: LabelStore) -> None:
+    first = store.tasks()[0]
+
+    class OtherTabFirst(io.StringIO):
+        """Answers "a"; just before, the same annotator labels the shown task on the page."""
+
+        def readline(self, *args: object) -> str:
+            if not store.labels():
+                store.add_label(first.id, "alice", "tie", "12", source="web")
+            return super().readline(*args)  # type: ignore[arg-type]
+
+    out = io.StringIO()
+    saved = run_terminal(store, "alice", input=OtherTabFirst("a\nq\n"), output=out)
+    assert saved == 0
+    assert f"NOT saved: 'alice' has already labeled task '{first.id}'" in out.getvalue()
+    assert [(label.task_id, label.choice, label.source) for label in store.labels()] == [(first.id, "tie", "web")]
 
 
 def test_end_of_input_stops_without_saving(store: LabelStore) -> None:
