@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward
 from rewards.errors import RewardConfigError
 from rewards.protocol import RewardFn
 from rewards.validation import ValidatedReward
@@ -78,7 +79,7 @@ def _finite(name: str, value: object, owner: str) -> float:
     return float(value)
 
 
-class WeightedSum:
+class WeightedSum(Reward):
     """The weighted sum of several rewards: ``Σ_k weight_k · reward_k(prompts, completions, **meta)``.
 
     Every call records each term's unweighted scores in ``last_parts`` (see the module docstring), so the
@@ -136,7 +137,12 @@ class WeightedSum:
             self.terms[label] = build_reward(spec, name=label)
         self.last_parts: Parts = {}
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    @property
+    def __name__(self) -> str:
+        """``weighted_sum(<label>+<label>...)``: the terms it sums."""
+        return f"{self.name}({'+'.join(self.terms)})"
+
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return the weighted sum of the terms' scores, recording each term's scores in ``last_parts``."""
         total = np.zeros(len(completions), dtype=np.float64)
         parts: Parts = {}
@@ -153,7 +159,7 @@ class WeightedSum:
         return f"{type(self).__name__}({{{inner}}})"
 
 
-class Clip:
+class Clip(Reward):
     """Clip another reward's scores to ``[low, high]``; either bound may be ``None`` (no bound).
 
     Args:
@@ -178,7 +184,12 @@ class Clip:
         self.reward = build_reward(reward)
         self.last_parts: Parts = {}
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    @property
+    def __name__(self) -> str:
+        """``clip(<inner>)``."""
+        return f"{self.name}({self.reward.__name__})"
+
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return the inner reward's scores clipped to the bounds (``last_parts["raw"]``: unclipped)."""
         raw = self.reward(prompts, completions, **meta)
         self.last_parts = {"raw": raw, **_nested_parts("raw", self.reward)}
@@ -188,7 +199,7 @@ class Clip:
         return f"{type(self).__name__}({self.reward.name}, low={self.low}, high={self.high})"
 
 
-class RunningNormalize:
+class RunningNormalize(Reward):
     """Standardise another reward by the running mean and standard deviation of all scores seen so far.
 
     Each call first folds the batch into the running statistics (Chan et al.'s parallel update of count,
@@ -254,7 +265,12 @@ class RunningNormalize:
         self.var = m2 / total
         self.count = total
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    @property
+    def __name__(self) -> str:
+        """``normalize(<inner>)``."""
+        return f"{self.name}({self.reward.__name__})"
+
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Update the statistics (unless frozen) and return the standardised scores."""
         raw = self.reward(prompts, completions, **meta)
         self.last_parts = {"raw": raw, **_nested_parts("raw", self.reward)}

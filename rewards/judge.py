@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewards._util import torch_device
+from rewards.base import Reward
 
 __all__ = ["CHAT_TEMPLATE", "PLAIN_TEMPLATE", "LMJudge"]
 
@@ -55,7 +56,7 @@ def _check_template(template: str, owner: str) -> None:
         raise ValueError(f"{owner}: template {template!r} never shows the {{completion}} to the judge")
 
 
-class LMJudge:
+class LMJudge(Reward):
     """Score each completion by a local LM's log-odds of answering "Yes" to a question about it.
 
     Args:
@@ -230,7 +231,7 @@ class LMJudge:
             out.append(score.cpu().double().numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return the judge's yes-vs-no log-odds for each (prompt, completion); ``meta`` is unused."""
         return self.log_odds([self.query(p, c) for p, c in zip(prompts, completions, strict=True)])
 

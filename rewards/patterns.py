@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward
+
 __all__ = ["FormatReward", "RegexReward", "RepetitionReward"]
 
 RegexMode = Literal["present", "absent", "count"]
@@ -47,7 +49,7 @@ def _compile(pattern: object, flags: str, owner: str) -> re.Pattern[str]:
         raise ValueError(f"{owner}: pattern {pattern!r} is not a valid regular expression: {exc}") from None
 
 
-class RegexReward:
+class RegexReward(Reward):
     """Reward the presence, or the absence, of a regular-expression match in the completion.
 
     The score, per ``mode``:
@@ -86,7 +88,7 @@ class RegexReward:
             return 1.0 if found else 0.0
         return -1.0 if found else 0.0
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion; ``prompts`` and ``meta`` are unused."""
         return np.array([self.score(c) for c in completions], dtype=np.float64)
 
@@ -94,7 +96,7 @@ class RegexReward:
         return f"{type(self).__name__}(pattern={self.pattern!r}, mode={self.mode!r}, flags={self.flags!r})"
 
 
-class RepetitionReward:
+class RepetitionReward(Reward):
     """Penalise repeated word n-grams in the completion (distinct-n).
 
     distinct-n is the number of distinct word n-grams divided by the number of n-grams; it is 1 when no
@@ -133,7 +135,7 @@ class RepetitionReward:
             return 1.0
         return len(set(grams)) / len(grams)
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion as ``distinct_n - 1``; ``prompts`` and ``meta`` are unused."""
         return np.array([self.distinct_n(c) - 1.0 for c in completions], dtype=np.float64)
 
@@ -141,7 +143,7 @@ class RepetitionReward:
         return f"{type(self).__name__}(n={self.n}, case_sensitive={self.case_sensitive})"
 
 
-class FormatReward:
+class FormatReward(Reward):
     """Reward completions whose whole text has a given format: ``1.0`` if it does, else ``0.0``.
 
     Leading and trailing whitespace is ignored. The formats (``kind``):
@@ -206,7 +208,7 @@ class FormatReward:
             return "\n" not in text and "\r" not in text
         return self._regex is not None and self._regex.fullmatch(text) is not None
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion; ``prompts`` and ``meta`` are unused."""
         hits = np.array([self.matches(c) for c in completions], dtype=np.float64)
         return hits - 1.0 if self.penalty else hits

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward
+
 __all__ = ["KeywordReward", "LengthReward"]
 
 LengthUnit = Literal["words", "chars"]
@@ -39,7 +41,7 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...], owner: str
         raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
-class LengthReward:
+class LengthReward(Reward):
     """Penalise completions whose length is far from a target length.
 
     The score is ``-max(0, |length - target| - tolerance) / max(target, 1)``: ``0.0`` (the best score)
@@ -72,7 +74,7 @@ class LengthReward:
         """Return the length of ``text`` in this reward's unit."""
         return len(text.split()) if self.unit == "words" else len(text)
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion's length; see the class docstring. ``prompts`` and ``meta`` are unused."""
         lengths = np.array([self.length(c) for c in completions], dtype=np.float64)
         excess = np.maximum(0.0, np.abs(lengths - self.target) - self.tolerance)
@@ -82,7 +84,7 @@ class LengthReward:
         return f"{type(self).__name__}(target={self.target}, tolerance={self.tolerance}, unit={self.unit!r})"
 
 
-class KeywordReward:
+class KeywordReward(Reward):
     """Reward (or, with ``absent=True``, penalise) keywords appearing as whole words in the completion.
 
     Keywords match whole words only: ``"cat"`` matches in ``"a cat."`` but not in ``"concatenate"``. A
@@ -171,7 +173,7 @@ class KeywordReward:
             value = sum(matches) / len(words) if words else 0.0
         return -value if self.absent and value else value
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion; see the class docstring. ``prompts`` and ``meta`` are unused."""
         return np.array([self.score(c) for c in completions], dtype=np.float64)
 
