@@ -186,9 +186,23 @@ class LMPolicy(ActorCriticPolicy):
             self._build_lm(str(self.model_card.name or "the saved policy's model"), loaded=loaded)
         return super().load_state_dict(state_dict, strict=strict, assign=assign)
 
-    def _require_lm(self) -> None:
+    def _check_input(self, obs: dict[str, torch.Tensor]) -> None:
+        """A ConfigError for a policy without a model, or observations that are no longer token ids."""
         if self._no_model is not None:
             raise ConfigError(self._no_model)
+        ids, mask = obs["input_ids"], obs["attention_mask"]
+        vocab = int(self.action_space.n)  # type: ignore[attr-defined]
+        # SB3 hands Box observations over as floats; ids must still be whole numbers in the vocabulary, and the
+        # mask 0 or 1. A wrapper that rescales observations (VecNormalize's default norm_obs=True) breaks both.
+        bad_ids = bool(((ids != ids.round()) | (ids < 0) | (ids >= vocab)).any())
+        if bad_ids or bool(((mask != 0) & (mask != 1)).any()):
+            values = ids.flatten()[:6].tolist()
+            raise ConfigError(
+                f"LMPolicy got observations that are not token ids (input_ids starting {values}; ids must be whole "
+                f"numbers in [0, {vocab}) and the attention mask 0 or 1): token observations cannot be normalised. "
+                "If the env is wrapped in SB3's VecNormalize, pass VecNormalize(env, norm_obs=False) (reward "
+                "normalisation alone is fine)."
+            )
 
     def _make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         kwargs = dict(self.optimizer_kwargs)
@@ -260,7 +274,7 @@ class LMPolicy(ActorCriticPolicy):
         (``lora``, ``trainable_layers``) posts ``log π_ref`` too, scored in the same forward
         (:class:`~agents.fused_reference.FusedReference`).
         """
-        self._require_lm()
+        self._check_input(obs)
         logits, hidden, ref_logits = self._rollout_outputs(obs)
         distribution = self._distribution(logits)
         actions = distribution.get_actions(deterministic=deterministic)
@@ -287,7 +301,7 @@ class LMPolicy(ActorCriticPolicy):
         Rows announced by :meth:`discard_values` for exactly these observations may come back as 0 without a
         forward pass (only when the rollout cache cannot serve them with one token).
         """
-        self._require_lm()
+        self._check_input(obs)
         ids, _ = self._windows(obs)
         skip = self._take_discarded(ids)
         if skip is not None and bool(skip.all()):
@@ -318,7 +332,7 @@ class LMPolicy(ActorCriticPolicy):
 
     def get_distribution(self, obs: dict[str, torch.Tensor]) -> CategoricalDistribution:  # type: ignore[override]
         """The action distribution for a batch of observations."""
-        self._require_lm()
+        self._check_input(obs)
         logits, _ = self._last_position(obs)
         return self._distribution(logits)
 
@@ -326,7 +340,7 @@ class LMPolicy(ActorCriticPolicy):
         self, obs: dict[str, torch.Tensor], actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values, log-probabilities and entropies of ``actions`` taken in ``obs`` (with gradients)."""
-        self._require_lm()
+        self._check_input(obs)
         actions = actions.long().flatten()
         if SEGMENT_KEY in obs:
             hidden = self._hidden_by_episode(obs, actions)

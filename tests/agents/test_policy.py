@@ -285,3 +285,13 @@ def test_a_policy_without_a_model_says_so_when_used_or_loaded_without_a_card():
         policy.get_distribution(obs)
     with pytest.raises(ConfigError, match="holds no model card"):
         policy.load_state_dict({})
+
+
+def test_normalised_observations_are_refused_naming_norm_obs_false():
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    with pytest.raises(ConfigError, match=r"cannot be normalised.*norm_obs=False"):
+        _ppo(VecNormalize(make_vec_env("textenv/Toy-v0", n_envs=2, seed=0))).learn(24)
+    model = _ppo(VecNormalize(make_vec_env("textenv/Toy-v0", n_envs=2, seed=0), norm_obs=False))
+    model.learn(24)  # rewards alone may be normalised
+    assert model.num_timesteps >= 24
