@@ -51,18 +51,9 @@ def build_reward(spec: RewardSpec, *, name: str | None = None) -> ValidatedRewar
         RewardConfigError: If a mapping has no ``"reward"`` entry.
         UnknownRewardError: If a name is not registered.
     """
-    from rewards.registry import make, resolve  # the registry imports this module
+    from rewards.registry import resolve  # the registry imports this module
 
-    if isinstance(spec, Mapping):
-        config = dict(spec)
-        inner = config.pop("reward", None)
-        if not isinstance(inner, str):
-            raise RewardConfigError(
-                f"a reward given as a mapping needs the registered name under 'reward', e.g. "
-                f"{{'reward': 'length', 'target': 20}}; got {dict(spec)!r}"
-            )
-        return make(inner, **config)
-    if isinstance(spec, (str, ValidatedReward)):
+    if isinstance(spec, (str, Mapping, ValidatedReward)):
         return resolve(spec)
     if name is not None and callable(spec):
         return ValidatedReward(name, spec)

@@ -28,6 +28,7 @@ __all__ = [
     "TextEnvError",
     "TokenizerMismatchError",
     "UnknownEnvError",
+    "UnscoredEpisodeWarning",
 ]
 
 
@@ -73,3 +74,8 @@ class KLChannelError(TextEnvError, RuntimeError):
 
 class EnvCheckError(TextEnvError, AssertionError):
     """``textenv.testing.check_text_env`` found an env that breaks the contract."""
+
+
+class UnscoredEpisodeWarning(UserWarning):
+    """An episode was left before its completion ended (e.g. cut by Gymnasium's ``TimeLimit``): the reward model
+    never scored it and the adaptive KL controller did not count it."""
