@@ -96,7 +96,7 @@ class WeightedSum(Reward):
     name: ClassVar[str] = "weighted_sum"
 
     def __init__(self, terms: Mapping[str, Any]) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if not isinstance(terms, Mapping) or not terms:
             raise ValueError(f"{owner}: terms must be a non-empty mapping of label -> term, got {terms!r}")
         self.terms: dict[str, ValidatedReward] = {}
@@ -147,7 +147,7 @@ class WeightedSum(Reward):
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{label!r}: ({self.terms[label].name}, {w})" for label, w in self.weights.items())
-        return f"{type(self).__name__}({{{inner}}})"
+        return f"{type(self).__qualname__}({{{inner}}})"
 
 
 class Clip(Reward):
@@ -165,7 +165,7 @@ class Clip(Reward):
     name: ClassVar[str] = "clip"
 
     def __init__(self, reward: RewardSpec, low: float | None = None, high: float | None = None) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if low is None and high is None:
             raise ValueError(f"{owner}: give low, high or both; with neither, clipping does nothing")
         self.low = None if low is None else _finite("low", low, owner)
@@ -187,7 +187,7 @@ class Clip(Reward):
         return np.clip(raw, self.low, self.high)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.reward.name}, low={self.low}, high={self.high})"
+        return f"{type(self).__qualname__}({self.reward.name}, low={self.low}, high={self.high})"
 
 
 class RunningNormalize(Reward):
@@ -224,7 +224,7 @@ class RunningNormalize(Reward):
         center: bool = True,
         update: bool = True,
     ) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if clip is not None and _finite("clip", clip, owner) <= 0:
             raise ValueError(f"{owner}: clip must be > 0, got {clip}")
         if _finite("epsilon", epsilon, owner) <= 0:
@@ -275,6 +275,6 @@ class RunningNormalize(Reward):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({self.reward.name}, clip={self.clip}, center={self.center}, "
+            f"{type(self).__qualname__}({self.reward.name}, clip={self.clip}, center={self.center}, "
             f"count={self.count:.0f}, mean={self.mean:.4g}, var={self.var:.4g})"
         )

@@ -95,7 +95,7 @@ class LMJudge(Reward):
         max_length: int = 512,
         device: str = "cpu",
     ) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"{owner}: question must be a non-empty str, got {question!r}")
         for field, value in (("batch_size", batch_size), ("max_length", max_length)):
@@ -155,12 +155,12 @@ class LMJudge(Reward):
                 if encoded and encoded[0] not in found:
                     found.append(int(encoded[0]))
             if not found:
-                raise ValueError(f"{type(self).__name__}: the tokenizer encodes {word!r} to no tokens")
+                raise ValueError(f"{type(self).__qualname__}: the tokenizer encodes {word!r} to no tokens")
             ids.append(found)
         overlap = set(ids[0]) & set(ids[1])
         if overlap:
             raise ValueError(
-                f"{type(self).__name__}: the answers {self.yes!r} and {self.no!r} start with the same "
+                f"{type(self).__qualname__}: the answers {self.yes!r} and {self.no!r} start with the same "
                 f"token(s) {sorted(overlap)} in this tokenizer, so the judge cannot tell them apart; "
                 "choose other words"
             )
@@ -243,4 +243,4 @@ class LMJudge(Reward):
 
     def __repr__(self) -> str:
         source = self.path if self.path is not None else type(self._model).__name__
-        return f"{type(self).__name__}(model={source!r}, question={self.question!r})"
+        return f"{type(self).__qualname__}(model={source!r}, question={self.question!r})"

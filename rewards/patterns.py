@@ -72,7 +72,7 @@ class RegexReward(Reward):
     name: ClassVar[str] = "regex"
 
     def __init__(self, pattern: str, mode: RegexMode = "present", flags: str = "") -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         self._regex = _compile(pattern, flags, owner)
         _check_choice("mode", mode, get_args(RegexMode), owner)
         self.pattern = pattern
@@ -93,7 +93,7 @@ class RegexReward(Reward):
         return np.array([self.score(c) for c in completions], dtype=np.float64)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(pattern={self.pattern!r}, mode={self.mode!r}, flags={self.flags!r})"
+        return f"{type(self).__qualname__}(pattern={self.pattern!r}, mode={self.mode!r}, flags={self.flags!r})"
 
 
 class RepetitionReward(Reward):
@@ -119,7 +119,7 @@ class RepetitionReward(Reward):
     name: ClassVar[str] = "repetition"
 
     def __init__(self, n: int = 2, case_sensitive: bool = False) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"{owner}: n must be an int, got {type(n).__name__} {n!r}")
         if n < 1:
@@ -140,7 +140,7 @@ class RepetitionReward(Reward):
         return np.array([self.distinct_n(c) - 1.0 for c in completions], dtype=np.float64)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n={self.n}, case_sensitive={self.case_sensitive})"
+        return f"{type(self).__qualname__}(n={self.n}, case_sensitive={self.case_sensitive})"
 
 
 class FormatReward(Reward):
@@ -174,7 +174,7 @@ class FormatReward(Reward):
     name: ClassVar[str] = "format"
 
     def __init__(self, kind: FormatKind, pattern: str | None = None, flags: str = "", penalty: bool = False) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         _check_choice("kind", kind, get_args(FormatKind), owner)
         if kind == "regex" and pattern is None:
             raise ValueError(f"{owner}: kind='regex' needs a pattern, e.g. pattern=r'[A-Z].*\\.'")
@@ -215,4 +215,4 @@ class FormatReward(Reward):
 
     def __repr__(self) -> str:
         extra = f", pattern={self.pattern!r}, flags={self.flags!r}" if self.kind == "regex" else ""
-        return f"{type(self).__name__}(kind={self.kind!r}{extra}, penalty={self.penalty})"
+        return f"{type(self).__qualname__}(kind={self.kind!r}{extra}, penalty={self.penalty})"

@@ -64,7 +64,7 @@ class LengthReward(Reward):
     name: ClassVar[str] = "length"
 
     def __init__(self, target: int, tolerance: int = 0, unit: LengthUnit = "words") -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         self.target = _check_int("target", target, owner)
         self.tolerance = _check_int("tolerance", tolerance, owner)
         _check_choice("unit", unit, get_args(LengthUnit), owner)
@@ -81,7 +81,7 @@ class LengthReward(Reward):
         return 0.0 - excess / max(self.target, 1)  # 0.0 - x: a perfect score is 0.0, not -0.0
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(target={self.target}, tolerance={self.tolerance}, unit={self.unit!r})"
+        return f"{type(self).__qualname__}(target={self.target}, tolerance={self.tolerance}, unit={self.unit!r})"
 
 
 class KeywordReward(Reward):
@@ -122,7 +122,7 @@ class KeywordReward(Reward):
         case_sensitive: bool = False,
         absent: bool = False,
     ) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if isinstance(keywords, (str, bytes)):
             raise TypeError(f"{owner}: keywords must be a list of strings, got the single string {keywords!r}")
         keywords = list(keywords)
@@ -179,6 +179,6 @@ class KeywordReward(Reward):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(keywords={self.keywords!r}, mode={self.mode!r}, "
+            f"{type(self).__qualname__}(keywords={self.keywords!r}, mode={self.mode!r}, "
             f"case_sensitive={self.case_sensitive}, absent={self.absent})"
         )
