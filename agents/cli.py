@@ -17,7 +17,8 @@ from textenv import cli as env_cli
 
 __all__ = ["DEMO", "build_parser", "main"]
 
-#: The main job: PPO against A2C on the sentiment task with the real default model, about 10 minutes on 2 cores.
+#: The main job: PPO against A2C on the sentiment task with the real default model (its wall time on 2 cores is
+#: in BENCHMARKS.md).
 DEMO: dict[str, Any] = {
     "env": "textenv/Sentiment-v0",
     "algos": ["ppo", "a2c"],
@@ -36,7 +37,12 @@ def _add_run_flags(p: argparse.ArgumentParser, default_env: str) -> None:
         default=None,
         help="named set of settings: 'tiny' (toy model, seconds), 'small' or 'demo' (see agents.config.PRESETS)",
     )
-    p.add_argument("--budget-tokens", type=int, default=None, help="training budget in generated tokens")
+    p.add_argument(
+        "--budget-tokens",
+        type=int,
+        default=None,
+        help="training budget in generated tokens per run (default: the config file's, else the preset's)",
+    )
     p.add_argument("--model", default=None, help="model to fine-tune (hub id or local folder)")
     add_device_flag(p)
     p.add_argument(
@@ -78,6 +84,15 @@ def _cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _budget_tokens(args: argparse.Namespace) -> int:
+    """``--budget-tokens``, else the budget of ``--config``, else of ``--preset``, else TrainConfig's default."""
+    if args.budget_tokens is not None:
+        return int(args.budget_tokens)
+    from agents.config import load_config
+
+    return load_config(args.config, args.preset, env=args.env).budget_tokens
+
+
 def _cmd_compare(args: argparse.Namespace) -> int:
     from agents.compare import compare
 
@@ -87,7 +102,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             args.env,
             args.algos,
             args.seeds,
-            args.budget_tokens,
+            _budget_tokens(args),
             preset=args.preset,
             config=args.config,
             out_dir=out,

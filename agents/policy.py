@@ -20,6 +20,7 @@ rollout, as in TRL.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -31,6 +32,7 @@ from torch import nn
 
 from agents.distribution import TokenDistribution
 from agents.fused_reference import FusedReference
+from agents.model_card import CARD_KEY, ModelCard
 from agents.trunk import build_policy_lm
 from textenv import packed
 from textenv.errors import ConfigError
@@ -52,7 +54,9 @@ class LMPolicy(ActorCriticPolicy):
         action_space: ``Discrete(V)``; ``V`` must equal the model's vocabulary size.
         lr_schedule: SB3's learning-rate schedule.
         model: Hub id or local folder of the causal LM to fine-tune. Default: the model that the env of this
-            process was built with (when exactly one such model matches the action space).
+            process was built with (when exactly one such model matches the action space); failing that, the
+            model of the state dict loaded next (``PPO.load(path)`` in a fresh process: the policy's state dict
+            carries the model's config and tokenizer, see :mod:`agents.model_card`).
         temperature: Softmax temperature of the action distribution (> 0).
         top_k: Sample only among the ``top_k`` most likely tokens (``None``: all).
         dtype: Precision of the policy's weights (default float32).
@@ -104,7 +108,12 @@ class LMPolicy(ActorCriticPolicy):
             raise ConfigError(f"temperature must be a number > 0; got {temperature!r}.")
         if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
             raise ConfigError(f"top_k must be None or an integer ≥ 1; got {top_k!r}.")
-        self.model_name = model if model is not None else _model_of_this_process(int(action_space.n))
+        # Without a model to build, the policy waits for a state dict with a model card (PPO.load in a fresh
+        # process builds the policy first and loads its weights after); used before that, it raises this.
+        self._no_model: str | None = None
+        if model is None:
+            model, self._no_model = _model_of_this_process(int(action_space.n))
+        self.model_name = model
         self.temperature = float(temperature)
         self.top_k = top_k
         self.lm_dtype = dtype
@@ -127,18 +136,32 @@ class LMPolicy(ActorCriticPolicy):
 
     # ------------------------------------------------------------------ construction
     def _build(self, lr_schedule: Schedule) -> None:
+        self._initial_lr = lr_schedule(1)
+        self._fused: tuple[FusedReference | None] = (None,)
+        self._device_probe = torch.empty(0)  # where .to() sent the policy while it had no LM yet
+        if self.model_name is None:
+            self.model_card = ModelCard()
+            return
+        self._build_lm(self.model_name)
+
+    def _build_lm(self, name: str, loaded: tuple[Any, Any] | None = None) -> None:
+        """Build the LM, the value head and the optimizer; ``loaded``: a model card's ``(model, tokenizer)``."""
         self.lm, self.tokenizer, shared = build_policy_lm(
-            self.model_name,
+            name,
             dtype=self.lm_dtype,
             lora=self.lora,
             trainable_layers=self.trainable_layers,
             share=self.share_reference_weights,
+            loaded=loaded,
         )
+        self.model_name, self._no_model = name, None
+        self.model_card = ModelCard(name, self.lm.config, self.tokenizer)
         # One shared tensor stands for all (in a tuple, so that nn.Module does not register it as a parameter).
         self._shared_probe = (shared[0],) if shared else ()
         # A policy built on the env's reference weights (LoRA, trainable_layers) scores π_ref in its own rollout
-        # forward (in a tuple: the reference is not a submodule of the policy).
-        self._fused = (FusedReference.find(self.lm, self.model_name, self.lm_dtype),)
+        # forward (in a tuple: the reference is not a submodule of the policy). One rebuilt from a model card
+        # has weights of its own.
+        self._fused = (None if loaded is not None else FusedReference.find(self.lm, name, self.lm_dtype),)
         vocab = int(self.lm.config.vocab_size)
         n_actions = int(self.action_space.n)  # type: ignore[attr-defined]
         if vocab != n_actions:
@@ -157,7 +180,35 @@ class LMPolicy(ActorCriticPolicy):
         nn.init.zeros_(self.value_head.bias)
         self.value_head.to(dtype=next(self.lm.parameters()).dtype)
         self.action_dist = TokenDistribution(int(self.action_space.n))  # type: ignore[attr-defined]
-        self.optimizer = self._make_optimizer(lr_schedule(1))
+        self.optimizer = self._make_optimizer(self._initial_lr)
+        if loaded is not None:
+            self.to(self._device_probe.device)
+
+    def load_state_dict(self, state_dict: Mapping[str, Any], strict: bool = True, assign: bool = False) -> Any:
+        """Load weights; a policy built without a model first rebuilds its LM from the state dict's model card."""
+        if self.model_name is None:
+            self.model_card.set_extra_state(state_dict.get(CARD_KEY, {}))
+            loaded = self.model_card.build(self.lm_dtype)
+            self._build_lm(str(self.model_card.name or "the saved policy's model"), loaded=loaded)
+        return super().load_state_dict(state_dict, strict=strict, assign=assign)
+
+    def _check_input(self, obs: dict[str, torch.Tensor]) -> None:
+        """A ConfigError for a policy without a model, or observations that are no longer token ids."""
+        if self._no_model is not None:
+            raise ConfigError(self._no_model)
+        ids, mask = obs["input_ids"], obs["attention_mask"]
+        vocab = int(self.action_space.n)  # type: ignore[attr-defined]
+        # SB3 hands Box observations over as floats; ids must still be whole numbers in the vocabulary, and the
+        # mask 0 or 1. A wrapper that rescales observations (VecNormalize's default norm_obs=True) breaks both.
+        bad_ids = bool(((ids != ids.round()) | (ids < 0) | (ids >= vocab)).any())
+        if bad_ids or bool(((mask != 0) & (mask != 1)).any()):
+            values = ids.flatten()[:6].tolist()
+            raise ConfigError(
+                f"LMPolicy got observations that are not token ids (input_ids starting {values}; ids must be whole "
+                f"numbers in [0, {vocab}) and the attention mask 0 or 1): token observations cannot be normalised. "
+                "If the env is wrapped in SB3's VecNormalize, pass VecNormalize(env, norm_obs=False) (reward "
+                "normalisation alone is fine)."
+            )
 
     def _make_optimizer(self, lr: float) -> torch.optim.Optimizer:
         kwargs = dict(self.optimizer_kwargs)
@@ -174,6 +225,8 @@ class LMPolicy(ActorCriticPolicy):
         return optimizer
 
     def _apply(self, fn: Any, recurse: bool = True) -> LMPolicy:
+        if hasattr(self, "_device_probe"):
+            self._device_probe = fn(self._device_probe)
         # Tried on one shared tensor first: moving the policy would move the env's reference model under it.
         for probe in getattr(self, "_shared_probe", ()):
             moved = fn(probe)
@@ -205,6 +258,8 @@ class LMPolicy(ActorCriticPolicy):
     def set_training_mode(self, mode: bool) -> None:
         """Switch train/eval mode; the LM itself always runs without dropout (see the module docstring)."""
         super().set_training_mode(mode)
+        if self.model_name is None:
+            return
         self.lm.eval()
         if mode:  # the rollout's packed copies of trained weights are stale after the update: free them first
             packed.forget(p for p in self.parameters() if p.requires_grad)
@@ -226,6 +281,7 @@ class LMPolicy(ActorCriticPolicy):
         (``lora``, ``trainable_layers``) posts ``log π_ref`` too, scored in the same forward
         (:class:`~agents.fused_reference.FusedReference`).
         """
+        self._check_input(obs)
         logits, hidden, ref_logits = self._rollout_outputs(obs)
         distribution = self._distribution(logits)
         actions = distribution.get_actions(deterministic=deterministic)
@@ -252,6 +308,7 @@ class LMPolicy(ActorCriticPolicy):
         Rows announced by :meth:`discard_values` for exactly these observations may come back as 0 without a
         forward pass (only when the rollout cache cannot serve them with one token).
         """
+        self._check_input(obs)
         ids, _ = self._windows(obs)
         skip = self._take_discarded(ids)
         if skip is not None and bool(skip.all()):
@@ -282,6 +339,7 @@ class LMPolicy(ActorCriticPolicy):
 
     def get_distribution(self, obs: dict[str, torch.Tensor]) -> CategoricalDistribution:  # type: ignore[override]
         """The action distribution for a batch of observations."""
+        self._check_input(obs)
         with self._autocast():
             logits, _ = self._last_position(obs)
         return self._distribution(logits)
@@ -290,6 +348,7 @@ class LMPolicy(ActorCriticPolicy):
         self, obs: dict[str, torch.Tensor], actions: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Values, log-probabilities and entropies of ``actions`` taken in ``obs`` (with gradients)."""
+        self._check_input(obs)
         actions = actions.long().flatten()
         with self._autocast():
             if SEGMENT_KEY in obs:
@@ -388,16 +447,18 @@ def _free_gradients(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) ->
     optimizer.zero_grad(set_to_none=True)
 
 
-def _model_of_this_process(vocab_size: int) -> str:
+def _model_of_this_process(vocab_size: int) -> tuple[str | None, str | None]:
+    """``(name, None)`` for the one env model of this process with ``vocab_size`` tokens, else ``(None, why)``."""
     from textenv.env import _SHARED_MODELS
 
     names = sorted(
         {key[0].split("|")[0] for key, (model, _) in _SHARED_MODELS.items() if model.config.vocab_size == vocab_size}
     )
     if len(names) == 1:
-        return names[0]
+        return names[0], None
     found = f"found {names}" if names else "found none"
-    raise ConfigError(
+    return None, (
         f"LMPolicy needs to know which model to fine-tune ({found} among the envs of this process with "
-        f"{vocab_size} tokens): pass policy_kwargs={{'model': '<hub id or folder>'}}."
+        f"{vocab_size} tokens), and no saved policy was loaded into it: pass policy_kwargs={{'model': "
+        "'<hub id or folder>'}, or load a saved one with PPO.load(path) / A2C.load(path)."
     )

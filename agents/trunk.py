@@ -81,6 +81,7 @@ def build_policy_lm(
     lora: bool | Mapping[str, Any] | None = None,
     trainable_layers: int | None = None,
     share: bool = True,
+    loaded: tuple[Any, Any] | None = None,
 ) -> tuple[Any, Any, list[nn.Parameter]]:
     """Build the policy's LM; see the module docstring.
 
@@ -90,14 +91,19 @@ def build_policy_lm(
         lora: ``None``/``False`` (no adapter), ``True`` (:data:`LORA_DEFAULTS`), or ``peft.LoraConfig`` fields.
         trainable_layers: Train only the top ``N`` transformer blocks (``None``: all of them).
         share: Reuse the frozen tensors of the env's reference model of this process, when there is one.
+        loaded: ``(model, tokenizer)`` already built for ``name`` (e.g. from a saved policy's model card): used
+            as the base instead of loading or sharing one.
 
     Returns:
         ``(model, tokenizer, shared)``: the model with ``requires_grad`` set on exactly the trainable
         parameters, its tokenizer, and the parameters it shares with the env's reference model.
     """
     lora_kwargs = _check_options(lora, trainable_layers)
-    found = shared_reference_model(name, dtype) if share else None
-    base, tokenizer = found if found is not None else load_model_and_tokenizer(name, dtype=dtype)
+    found = shared_reference_model(name, dtype) if share and loaded is None else None
+    if loaded is not None:
+        base, tokenizer = loaded
+    else:
+        base, tokenizer = found if found is not None else load_model_and_tokenizer(name, dtype=dtype)
 
     prefix = ""
     if trainable_layers is not None:

@@ -27,6 +27,7 @@ from typing import Any, ClassVar, TypeAlias
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward
 from rewards.errors import RewardConfigError
 from rewards.protocol import RewardFn
 from rewards.validation import ValidatedReward
@@ -50,18 +51,9 @@ def build_reward(spec: RewardSpec, *, name: str | None = None) -> ValidatedRewar
         RewardConfigError: If a mapping has no ``"reward"`` entry.
         UnknownRewardError: If a name is not registered.
     """
-    from rewards.registry import make, resolve  # the registry imports this module
+    from rewards.registry import resolve  # the registry imports this module
 
-    if isinstance(spec, Mapping):
-        config = dict(spec)
-        inner = config.pop("reward", None)
-        if not isinstance(inner, str):
-            raise RewardConfigError(
-                f"a reward given as a mapping needs the registered name under 'reward', e.g. "
-                f"{{'reward': 'length', 'target': 20}}; got {dict(spec)!r}"
-            )
-        return make(inner, **config)
-    if isinstance(spec, (str, ValidatedReward)):
+    if isinstance(spec, (str, Mapping, ValidatedReward)):
         return resolve(spec)
     if name is not None and callable(spec):
         return ValidatedReward(name, spec)
@@ -78,7 +70,7 @@ def _finite(name: str, value: object, owner: str) -> float:
     return float(value)
 
 
-class WeightedSum:
+class WeightedSum(Reward):
     """The weighted sum of several rewards: ``Σ_k weight_k · reward_k(prompts, completions, **meta)``.
 
     Every call records each term's unweighted scores in ``last_parts`` (see the module docstring), so the
@@ -104,7 +96,7 @@ class WeightedSum:
     name: ClassVar[str] = "weighted_sum"
 
     def __init__(self, terms: Mapping[str, Any]) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if not isinstance(terms, Mapping) or not terms:
             raise ValueError(f"{owner}: terms must be a non-empty mapping of label -> term, got {terms!r}")
         self.terms: dict[str, ValidatedReward] = {}
@@ -136,7 +128,12 @@ class WeightedSum:
             self.terms[label] = build_reward(spec, name=label)
         self.last_parts: Parts = {}
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    @property
+    def __name__(self) -> str:
+        """``weighted_sum(<label>+<label>...)``: the terms it sums."""
+        return f"{self.name}({'+'.join(self.terms)})"
+
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return the weighted sum of the terms' scores, recording each term's scores in ``last_parts``."""
         total = np.zeros(len(completions), dtype=np.float64)
         parts: Parts = {}
@@ -150,10 +147,10 @@ class WeightedSum:
 
     def __repr__(self) -> str:
         inner = ", ".join(f"{label!r}: ({self.terms[label].name}, {w})" for label, w in self.weights.items())
-        return f"{type(self).__name__}({{{inner}}})"
+        return f"{type(self).__qualname__}({{{inner}}})"
 
 
-class Clip:
+class Clip(Reward):
     """Clip another reward's scores to ``[low, high]``; either bound may be ``None`` (no bound).
 
     Args:
@@ -168,7 +165,7 @@ class Clip:
     name: ClassVar[str] = "clip"
 
     def __init__(self, reward: RewardSpec, low: float | None = None, high: float | None = None) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if low is None and high is None:
             raise ValueError(f"{owner}: give low, high or both; with neither, clipping does nothing")
         self.low = None if low is None else _finite("low", low, owner)
@@ -178,17 +175,22 @@ class Clip:
         self.reward = build_reward(reward)
         self.last_parts: Parts = {}
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    @property
+    def __name__(self) -> str:
+        """``clip(<inner>)``."""
+        return f"{self.name}({self.reward.__name__})"
+
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return the inner reward's scores clipped to the bounds (``last_parts["raw"]``: unclipped)."""
         raw = self.reward(prompts, completions, **meta)
         self.last_parts = {"raw": raw, **_nested_parts("raw", self.reward)}
         return np.clip(raw, self.low, self.high)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.reward.name}, low={self.low}, high={self.high})"
+        return f"{type(self).__qualname__}({self.reward.name}, low={self.low}, high={self.high})"
 
 
-class RunningNormalize:
+class RunningNormalize(Reward):
     """Standardise another reward by the running mean and standard deviation of all scores seen so far.
 
     Each call first folds the batch into the running statistics (Chan et al.'s parallel update of count,
@@ -222,7 +224,7 @@ class RunningNormalize:
         center: bool = True,
         update: bool = True,
     ) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if clip is not None and _finite("clip", clip, owner) <= 0:
             raise ValueError(f"{owner}: clip must be > 0, got {clip}")
         if _finite("epsilon", epsilon, owner) <= 0:
@@ -254,7 +256,12 @@ class RunningNormalize:
         self.var = m2 / total
         self.count = total
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    @property
+    def __name__(self) -> str:
+        """``normalize(<inner>)``."""
+        return f"{self.name}({self.reward.__name__})"
+
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Update the statistics (unless frozen) and return the standardised scores."""
         raw = self.reward(prompts, completions, **meta)
         self.last_parts = {"raw": raw, **_nested_parts("raw", self.reward)}
@@ -268,6 +275,6 @@ class RunningNormalize:
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({self.reward.name}, clip={self.clip}, center={self.center}, "
+            f"{type(self).__qualname__}({self.reward.name}, clip={self.clip}, center={self.center}, "
             f"count={self.count:.0f}, mean={self.mean:.4g}, var={self.var:.4g})"
         )

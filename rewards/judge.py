@@ -33,6 +33,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewards._util import torch_device
+from rewards.base import Reward
 
 __all__ = ["CHAT_TEMPLATE", "PLAIN_TEMPLATE", "LMJudge"]
 
@@ -55,7 +56,7 @@ def _check_template(template: str, owner: str) -> None:
         raise ValueError(f"{owner}: template {template!r} never shows the {{completion}} to the judge")
 
 
-class LMJudge:
+class LMJudge(Reward):
     """Score each completion by a local LM's log-odds of answering "Yes" to a question about it.
 
     Args:
@@ -94,7 +95,7 @@ class LMJudge:
         max_length: int = 512,
         device: str = "cpu",
     ) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"{owner}: question must be a non-empty str, got {question!r}")
         for field, value in (("batch_size", batch_size), ("max_length", max_length)):
@@ -154,12 +155,12 @@ class LMJudge:
                 if encoded and encoded[0] not in found:
                     found.append(int(encoded[0]))
             if not found:
-                raise ValueError(f"{type(self).__name__}: the tokenizer encodes {word!r} to no tokens")
+                raise ValueError(f"{type(self).__qualname__}: the tokenizer encodes {word!r} to no tokens")
             ids.append(found)
         overlap = set(ids[0]) & set(ids[1])
         if overlap:
             raise ValueError(
-                f"{type(self).__name__}: the answers {self.yes!r} and {self.no!r} start with the same "
+                f"{type(self).__qualname__}: the answers {self.yes!r} and {self.no!r} start with the same "
                 f"token(s) {sorted(overlap)} in this tokenizer, so the judge cannot tell them apart; "
                 "choose other words"
             )
@@ -230,7 +231,7 @@ class LMJudge:
             out.append(score.cpu().double().numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float64)
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return the judge's yes-vs-no log-odds for each (prompt, completion); ``meta`` is unused."""
         return self.log_odds([self.query(p, c) for p, c in zip(prompts, completions, strict=True)])
 
@@ -242,4 +243,4 @@ class LMJudge:
 
     def __repr__(self) -> str:
         source = self.path if self.path is not None else type(self._model).__name__
-        return f"{type(self).__name__}(model={source!r}, question={self.question!r})"
+        return f"{type(self).__qualname__}(model={source!r}, question={self.question!r})"

@@ -40,6 +40,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewards._util import torch_device
+from rewards.base import Reward
 from rewards.errors import RewardModelError
 from rewards.preferences import PreferencePair
 
@@ -216,7 +217,7 @@ def pad_right(rows: Sequence[Sequence[int]], pad_id: int) -> tuple[Any, Any]:
     return ids, mask
 
 
-class LearnedReward:
+class LearnedReward(Reward):
     """A trained reward model used as a reward: ``rewards.make("learned", path=DIR)``.
 
     See the module docstring for the folder, the input text and the score. The model is loaded when the
@@ -309,7 +310,12 @@ class LearnedReward:
             result[index] = logits.float().cpu().double().numpy()
         return result
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    @property
+    def __name__(self) -> str:
+        """``learned(<folder name>)``: which reward model."""
+        return f"{self.name}({Path(self.path).name})"
+
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return the total score (or the chosen ``output``) of each pair; ``meta`` is unused."""
         raw = self.outputs(prompts, completions)
         dims = self.info.dimensions

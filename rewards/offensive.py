@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward
 from rewards.errors import MissingDependencyError
 
 __all__ = ["OffensiveLanguage"]
@@ -31,7 +32,7 @@ def _predict_prob() -> Any:
     return predict_prob
 
 
-class OffensiveLanguage:
+class OffensiveLanguage(Reward):
     """Penalise offensive completions by the probability that they are offensive.
 
     The score is ``-scale * p``, where ``p`` in ``[0, 1]`` is alt-profanity-check's probability that the
@@ -65,7 +66,7 @@ class OffensiveLanguage:
         """Return the probability that each completion is offensive, in ``[0, 1]``."""
         return np.asarray(_predict_prob()(list(completions)), dtype=np.float64).reshape(len(completions))
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return ``-scale * p(offensive)`` for each completion; see the class docstring."""
         if len(completions) == 0:
             return np.zeros(0, dtype=np.float64)

@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewards._util import meta_column
+from rewards.base import Reward
 from rewards.errors import MissingDependencyError, RewardInputError
 
 __all__ = ["RougeReward"]
@@ -34,7 +35,7 @@ def _scorer_class() -> Any:
     return RougeScorer
 
 
-class RougeReward:
+class RougeReward(Reward):
     """Score each completion by its ROUGE overlap with a reference, in ``[0, 1]``.
 
     The reference is the fixed ``reference`` given here, or else the per-pair field ``reference_key``
@@ -96,7 +97,7 @@ class RougeReward:
             refs.append(list(options))
         return refs
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return each completion's ROUGE ``measure`` against its reference(s); ``prompts`` are unused."""
         if self._scorer is None:
             self._scorer = _scorer_class()([self.rouge_type], use_stemmer=self.use_stemmer)

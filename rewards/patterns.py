@@ -15,6 +15,8 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward
+
 __all__ = ["FormatReward", "RegexReward", "RepetitionReward"]
 
 RegexMode = Literal["present", "absent", "count"]
@@ -47,7 +49,7 @@ def _compile(pattern: object, flags: str, owner: str) -> re.Pattern[str]:
         raise ValueError(f"{owner}: pattern {pattern!r} is not a valid regular expression: {exc}") from None
 
 
-class RegexReward:
+class RegexReward(Reward):
     """Reward the presence, or the absence, of a regular-expression match in the completion.
 
     The score, per ``mode``:
@@ -70,7 +72,7 @@ class RegexReward:
     name: ClassVar[str] = "regex"
 
     def __init__(self, pattern: str, mode: RegexMode = "present", flags: str = "") -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         self._regex = _compile(pattern, flags, owner)
         _check_choice("mode", mode, get_args(RegexMode), owner)
         self.pattern = pattern
@@ -86,15 +88,15 @@ class RegexReward:
             return 1.0 if found else 0.0
         return -1.0 if found else 0.0
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion; ``prompts`` and ``meta`` are unused."""
         return np.array([self.score(c) for c in completions], dtype=np.float64)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(pattern={self.pattern!r}, mode={self.mode!r}, flags={self.flags!r})"
+        return f"{type(self).__qualname__}(pattern={self.pattern!r}, mode={self.mode!r}, flags={self.flags!r})"
 
 
-class RepetitionReward:
+class RepetitionReward(Reward):
     """Penalise repeated word n-grams in the completion (distinct-n).
 
     distinct-n is the number of distinct word n-grams divided by the number of n-grams; it is 1 when no
@@ -117,7 +119,7 @@ class RepetitionReward:
     name: ClassVar[str] = "repetition"
 
     def __init__(self, n: int = 2, case_sensitive: bool = False) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if isinstance(n, bool) or not isinstance(n, int):
             raise TypeError(f"{owner}: n must be an int, got {type(n).__name__} {n!r}")
         if n < 1:
@@ -133,15 +135,15 @@ class RepetitionReward:
             return 1.0
         return len(set(grams)) / len(grams)
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion as ``distinct_n - 1``; ``prompts`` and ``meta`` are unused."""
         return np.array([self.distinct_n(c) - 1.0 for c in completions], dtype=np.float64)
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(n={self.n}, case_sensitive={self.case_sensitive})"
+        return f"{type(self).__qualname__}(n={self.n}, case_sensitive={self.case_sensitive})"
 
 
-class FormatReward:
+class FormatReward(Reward):
     """Reward completions whose whole text has a given format: ``1.0`` if it does, else ``0.0``.
 
     Leading and trailing whitespace is ignored. The formats (``kind``):
@@ -172,7 +174,7 @@ class FormatReward:
     name: ClassVar[str] = "format"
 
     def __init__(self, kind: FormatKind, pattern: str | None = None, flags: str = "", penalty: bool = False) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         _check_choice("kind", kind, get_args(FormatKind), owner)
         if kind == "regex" and pattern is None:
             raise ValueError(f"{owner}: kind='regex' needs a pattern, e.g. pattern=r'[A-Z].*\\.'")
@@ -206,11 +208,11 @@ class FormatReward:
             return "\n" not in text and "\r" not in text
         return self._regex is not None and self._regex.fullmatch(text) is not None
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion; ``prompts`` and ``meta`` are unused."""
         hits = np.array([self.matches(c) for c in completions], dtype=np.float64)
         return hits - 1.0 if self.penalty else hits
 
     def __repr__(self) -> str:
         extra = f", pattern={self.pattern!r}, flags={self.flags!r}" if self.kind == "regex" else ""
-        return f"{type(self).__name__}(kind={self.kind!r}{extra}, penalty={self.penalty})"
+        return f"{type(self).__qualname__}(kind={self.kind!r}{extra}, penalty={self.penalty})"

@@ -21,7 +21,7 @@ from __future__ import annotations
 import difflib
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any
 
@@ -250,14 +250,16 @@ def _callable_name(fn: Callable[..., Any]) -> str:
     return type(fn).__name__
 
 
-def resolve(spec: str | RewardFn | ValidatedReward, **kwargs: Any) -> ValidatedReward:
+def resolve(spec: str | Mapping[str, Any] | RewardFn | ValidatedReward, **kwargs: Any) -> ValidatedReward:
     """Turn a reward specification into a ``ValidatedReward``; call it once, when building an env.
 
     Args:
-        spec: A registered reward name (built with ``make(spec, **kwargs)``), a reward function
+        spec: A registered reward name (built with ``make(spec, **kwargs)``), the same as plain data
+            ``{"reward": name, **config}`` (``kwargs`` override ``config``; JSON- and YAML-friendly, so Gymnasium
+            can serialise an env spec that holds it), a reward function
             ``fn(prompts, completions, **meta)`` (wrapped under its ``name`` attribute, ``__name__`` or
             type name), or a ``ValidatedReward`` (returned unchanged).
-        **kwargs: Configuration for a named reward; only allowed when ``spec`` is a name.
+        **kwargs: Configuration for a named reward; only allowed when ``spec`` is a name or a mapping.
 
     Returns:
         The validated reward.
@@ -266,9 +268,19 @@ def resolve(spec: str | RewardFn | ValidatedReward, **kwargs: Any) -> ValidatedR
         TypeError: If ``spec`` is of another type, is a class rather than an instance, or ``kwargs`` are
             given with a ``spec`` that is not a name.
         UnknownRewardError: If ``spec`` is a name that is not registered.
+        RewardConfigError: If a mapping has no registered name under ``"reward"``.
     """
     if isinstance(spec, str):
         return make(spec, **kwargs)
+    if isinstance(spec, Mapping):
+        config = dict(spec)
+        name = config.pop("reward", None)
+        if not isinstance(name, str):
+            raise RewardConfigError(
+                f"a reward given as a mapping needs the registered name under 'reward', e.g. "
+                f"{{'reward': 'length', 'target': 20}}; got {dict(spec)!r}"
+            )
+        return make(name, **{**config, **kwargs})
     if isinstance(spec, ValidatedReward):
         if kwargs:
             raise TypeError(

@@ -14,6 +14,8 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward
+
 __all__ = ["KeywordReward", "LengthReward"]
 
 LengthUnit = Literal["words", "chars"]
@@ -39,7 +41,7 @@ def _check_choice(name: str, value: object, choices: tuple[str, ...], owner: str
         raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, choices))}, got {value!r}")
 
 
-class LengthReward:
+class LengthReward(Reward):
     """Penalise completions whose length is far from a target length.
 
     The score is ``-max(0, |length - target| - tolerance) / max(target, 1)``: ``0.0`` (the best score)
@@ -62,7 +64,7 @@ class LengthReward:
     name: ClassVar[str] = "length"
 
     def __init__(self, target: int, tolerance: int = 0, unit: LengthUnit = "words") -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         self.target = _check_int("target", target, owner)
         self.tolerance = _check_int("tolerance", tolerance, owner)
         _check_choice("unit", unit, get_args(LengthUnit), owner)
@@ -72,17 +74,17 @@ class LengthReward:
         """Return the length of ``text`` in this reward's unit."""
         return len(text.split()) if self.unit == "words" else len(text)
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion's length; see the class docstring. ``prompts`` and ``meta`` are unused."""
         lengths = np.array([self.length(c) for c in completions], dtype=np.float64)
         excess = np.maximum(0.0, np.abs(lengths - self.target) - self.tolerance)
         return 0.0 - excess / max(self.target, 1)  # 0.0 - x: a perfect score is 0.0, not -0.0
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(target={self.target}, tolerance={self.tolerance}, unit={self.unit!r})"
+        return f"{type(self).__qualname__}(target={self.target}, tolerance={self.tolerance}, unit={self.unit!r})"
 
 
-class KeywordReward:
+class KeywordReward(Reward):
     """Reward (or, with ``absent=True``, penalise) keywords appearing as whole words in the completion.
 
     Keywords match whole words only: ``"cat"`` matches in ``"a cat."`` but not in ``"concatenate"``. A
@@ -120,7 +122,7 @@ class KeywordReward:
         case_sensitive: bool = False,
         absent: bool = False,
     ) -> None:
-        owner = type(self).__name__
+        owner = type(self).__qualname__
         if isinstance(keywords, (str, bytes)):
             raise TypeError(f"{owner}: keywords must be a list of strings, got the single string {keywords!r}")
         keywords = list(keywords)
@@ -171,12 +173,12 @@ class KeywordReward:
             value = sum(matches) / len(words) if words else 0.0
         return -value if self.absent and value else value
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each completion; see the class docstring. ``prompts`` and ``meta`` are unused."""
         return np.array([self.score(c) for c in completions], dtype=np.float64)
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}(keywords={self.keywords!r}, mode={self.mode!r}, "
+            f"{type(self).__qualname__}(keywords={self.keywords!r}, mode={self.mode!r}, "
             f"case_sensitive={self.case_sensitive}, absent={self.absent})"
         )

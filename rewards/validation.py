@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from rewards.base import Reward, texts
 from rewards.errors import InvalidRewardOutputError
 from rewards.protocol import RewardFn
 
@@ -33,7 +34,10 @@ class ValidatedReward:
     """A named reward function whose output is checked on every call.
 
     Calling it runs ``fn(prompts, completions, **meta)`` and returns the scores as a new float64 array of
-    shape ``(len(prompts),)``. An empty batch returns an empty array without calling ``fn``.
+    shape ``(len(prompts),)``. An empty batch returns an empty array without calling ``fn``. Prompts and
+    completions given as lists of chat messages (TRL's conversational shape) reach ``fn`` as plain text, as
+    every built-in reward reads them (:mod:`rewards.base`). ``__name__`` is the wrapped built-in reward's own
+    (``"clip(sentiment)"``), else ``name``: TRL's trainers label metrics with it.
 
     Args:
         name: The name used in error messages and logs (the registry name for ``rewards.make``).
@@ -60,12 +64,17 @@ class ValidatedReward:
         self.name = name
         self.fn = fn
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> npt.NDArray[np.float64]:
+    @property
+    def __name__(self) -> str:
+        """The wrapped built-in reward's ``__name__``, else :attr:`name`."""
+        return self.fn.__name__ if isinstance(self.fn, Reward) else self.name
+
+    def __call__(self, prompts: Sequence[Any], completions: Sequence[Any], **meta: Any) -> npt.NDArray[np.float64]:
         """Score each (prompt, completion) pair and check the scores.
 
         Args:
-            prompts: The prompts, one per pair.
-            completions: The completions, aligned with ``prompts``.
+            prompts: The prompts, one per pair: strings, or lists of ``{"role", "content"}`` messages.
+            completions: The completions, aligned with ``prompts``, in either shape.
             **meta: Per-pair metadata passed through to the wrapped function unchanged.
 
         Returns:
@@ -74,7 +83,10 @@ class ValidatedReward:
         Raises:
             InvalidRewardOutputError: If ``prompts`` and ``completions`` differ in length, or the wrapped
                 function returned something that is not one finite number per pair.
+            RewardInputError: A prompt or completion is neither a string nor a list of messages.
         """
+        prompts = texts(prompts, what="prompts", reward=self.name)
+        completions = texts(completions, what="completions", reward=self.name)
         n = len(prompts)
         if len(completions) != n:
             raise InvalidRewardOutputError(

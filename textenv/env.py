@@ -20,6 +20,7 @@ from textenv.errors import (
     KLChannelError,
     PromptError,
     ResetNeededError,
+    UnscoredEpisodeWarning,
 )
 from textenv.kl import UNLOGGED_POLICIES, LogProbMessage, UnloggedPolicy, make_kl_controller, posted_logprobs
 from textenv.models import (
@@ -118,8 +119,9 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
       model (the env keeps a frozen copy as its reference). Default: SmolLM2-135M-Instruct.
     - ``prompts``: a prompt source (see :func:`textenv.prompts.load_prompts`): a list of strings, a JSONL or
       CSV file, a ``datasets`` folder, or ``"builtin:<name>"``. ``prompt_field`` names the text field.
-    - ``reward``: a registered reward name (see ``rewards.names()``) with ``reward_kwargs``, or any callable
-      ``reward(prompts, completions, **meta) -> scores``. Resolved once, here.
+    - ``reward``: a registered reward name (see ``rewards.names()``) with ``reward_kwargs``, the same as plain
+      data ``{"reward": name, **config}`` (what the registered ids use, so that their specs serialise), or any
+      callable ``reward(prompts, completions, **meta) -> scores``. Resolved once, here.
     - ``tokenizer``: needed when ``model`` is a loaded model; by default the model folder's own.
     - ``max_prompt_tokens``, ``max_new_tokens``, ``stop_strings``: the window and the episode's end.
     - ``kl_coef``, ``target_kl``, ``kl_horizon``: β and its adaptive controller; ``unlogged_policy``.
@@ -138,7 +140,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self,
         model: str | os.PathLike[str] | Any = DEFAULT_MODEL,
         prompts: Any = None,
-        reward: str | RewardFn | None = None,
+        reward: str | Mapping[str, Any] | RewardFn | None = None,
         *,
         reward_kwargs: Mapping[str, Any] | None = None,
         tokenizer: str | Any | None = None,
@@ -237,6 +239,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self._completion_ids: list[int] = []
         self._done = True
         self._started = False
+        self._warned_unscored = False  # UnscoredEpisodeWarning: once per env
         self._kl_coef = self.kl_controller.value
         self._kl_sum = 0.0
         self._last_info: dict[str, Any] = {}
@@ -260,6 +263,8 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
             prompt = self.prompts.sample(self.np_random)
         if options:
             raise ConfigError(f"Unknown reset options {sorted(options)}; known: 'prompt', 'meta'.")
+        if self._started and not self._done and self._completion_ids and not self._warned_unscored:
+            self._warn_unscored()
         self._prompt = prompt
         self._prompt_ids = self._encode_prompt(prompt.text)
         self._completion_ids = []
@@ -330,6 +335,19 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self._pending_parts = dict(parts or {})
 
     # ------------------------------------------------------------------ the step, in two halves
+    def _warn_unscored(self) -> None:
+        self._warned_unscored = True
+        name = self.spec.id if self.spec is not None else type(self).__name__
+        warnings.warn(
+            f"{name}: reset after {len(self._completion_ids)} of max_new_tokens={self.max_new_tokens} tokens, before "
+            "the completion ended, so the reward model never scored it and the adaptive KL controller did not count "
+            "it. Gymnasium's TimeLimit cuts episodes this way when max_episode_steps < max_new_tokens: limit the "
+            "completion with max_new_tokens instead, or set max_episode_steps ≥ max_new_tokens. (Warned once per "
+            "env.)",
+            UnscoredEpisodeWarning,
+            stacklevel=3,
+        )
+
     def _check_started(self) -> None:
         if not self._started:
             raise ResetNeededError("step() was called before reset(): call env.reset() first.")

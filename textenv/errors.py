@@ -29,6 +29,7 @@ __all__ = [
     "TextEnvError",
     "TokenizerMismatchError",
     "UnknownEnvError",
+    "UnscoredEpisodeWarning",
 ]
 
 
@@ -78,3 +79,8 @@ class IncompatibleVersionsError(TextEnvError, ImportError):
 
 class EnvCheckError(TextEnvError, AssertionError):
     """``textenv.testing.check_text_env`` found an env that breaks the contract."""
+
+
+class UnscoredEpisodeWarning(UserWarning):
+    """An episode was left before its completion ended (e.g. cut by Gymnasium's ``TimeLimit``): the reward model
+    never scored it and the adaptive KL controller did not count it."""

@@ -58,6 +58,7 @@ __all__ = [
     "DEFAULT_MODEL",
     "TOY_MODEL",
     "atomic_folder",
+    "build_from_config",
     "cache_dir",
     "check_tokenizer_fits",
     "gpt2_tokenizer",
@@ -195,6 +196,39 @@ def load_model_and_tokenizer(
     else:
         tok = _tokenizer_from(_resolve(tokenizer))
 
+    return _ready(model, tok, torch_dtype, torch_device)
+
+
+def build_from_config(
+    folder: str | os.PathLike[str], *, dtype: str | torch.dtype | None = None, device: str | torch.device = "cpu"
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """The architecture of a folder's ``config.json`` with fresh weights, and the folder's tokenizer.
+
+    For callers that hold the weights already and load them themselves (a saved policy's state dict, see
+    :mod:`agents.model_card`): the model is prepared exactly as :func:`load_model_and_tokenizer` prepares a
+    loaded one (pad token, left padding, fused activations, eval mode, ``dtype`` and ``device``), so the same
+    state dict fits both.
+
+    Raises:
+        ModelLoadError: The folder holds no readable config or tokenizer.
+        TokenizerMismatchError: The tokenizer has more tokens than the config's embedding matrix, or no EOS.
+    """
+    from transformers import AutoConfig
+
+    torch_dtype = _resolve_dtype(dtype)
+    try:
+        config = AutoConfig.from_pretrained(folder)
+    except (OSError, ValueError, KeyError) as err:
+        raise ModelLoadError(f"Could not read a model config from {str(folder)!r}: {err}.") from err
+    kwargs = {"dtype": torch_dtype} if isinstance(torch_dtype, torch.dtype) else {}
+    model: PreTrainedModel = AutoModelForCausalLM.from_config(config, **kwargs)
+    return _ready(model, _tokenizer_from(Path(folder)), torch_dtype, _resolve_device(device))
+
+
+def _ready(
+    model: PreTrainedModel, tok: PreTrainedTokenizerBase, torch_dtype: torch.dtype | str, torch_device: torch.device
+) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    """Check the tokenizer against the model and prepare both for the env (see load_model_and_tokenizer)."""
     check_tokenizer_fits(model, tok)
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -12,7 +12,6 @@ from typing import Any
 
 import gymnasium as gym
 
-from rewards.rules import KeywordReward
 from textenv.errors import UnknownEnvError
 
 __all__ = ["ENV_IDS", "env_ids", "make", "register_envs"]
@@ -39,8 +38,9 @@ ENV_IDS: dict[str, dict[str, Any]] = {
     "textenv/Toy-v0": {
         "model": "textenv/toy-gpt2",
         "prompts": "builtin:toy",
-        # An instance, not a name plus reward_kwargs, so that `reward=...` alone overrides it.
-        "reward": KeywordReward(keywords=TOY_POSITIVE_WORDS, mode="fraction"),
+        # One mapping, not a name plus reward_kwargs, so that `reward=...` alone overrides it; plain data, not an
+        # instance, so that the spec serialises (EnvSpec.to_json).
+        "reward": {"reward": "keyword", "keywords": list(TOY_POSITIVE_WORDS), "mode": "fraction"},
         "max_prompt_tokens": 8,
         "max_new_tokens": 8,
         "kl_coef": 0.02,

@@ -65,7 +65,7 @@ class SummarizeEnv(TextGenEnv):
         self,
         model: str | os.PathLike[str] | Any = DEFAULT_MODEL,
         prompts: Any = SUMMARY_PROMPTS,
-        reward: str | RewardFn | None = None,
+        reward: str | Mapping[str, Any] | RewardFn | None = None,
         *,
         reward_model: str | os.PathLike[str] | None = None,
         reward_kwargs: Mapping[str, Any] | None = None,

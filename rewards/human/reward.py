@@ -22,10 +22,11 @@ import math
 import sys
 import time
 from collections.abc import Sequence
-from typing import IO, Any, Literal
+from typing import IO, Any, ClassVar, Literal
 
 import numpy as np
 
+from rewards.base import Reward
 from rewards.human.console import LineReader, printable
 
 __all__ = ["HumanReward"]
@@ -37,7 +38,7 @@ _SCALES: dict[str, tuple[tuple[str, ...], float, str]] = {
 }
 
 
-class HumanReward:
+class HumanReward(Reward):
     """A reward that asks a person for a score per completion, in the terminal.
 
     Args:
@@ -53,6 +54,8 @@ class HumanReward:
     Raises:
         ValueError: If an argument is out of range.
     """
+
+    name: ClassVar[str] = "human"
 
     def __init__(
         self,
@@ -87,7 +90,7 @@ class HumanReward:
         state["_reader"] = None  # its buffer belongs to this process's stream
         return state
 
-    def __call__(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> np.ndarray:
+    def score_batch(self, prompts: Sequence[str], completions: Sequence[str], **meta: Any) -> np.ndarray:
         """Ask for one score per completion; returns them as float64 (``default`` where none was given)."""
         if self._reader is None:
             self._reader = LineReader(self.input)

@@ -54,3 +54,29 @@ def test_the_demo_is_the_sentiment_comparison():
     args = build_parser().parse_args(["demo"])
     assert args.env == DEMO["env"] == "textenv/Sentiment-v0"
     assert args.algos == ["ppo", "a2c"]
+
+
+def _compare_budget(monkeypatch, argv):
+    """The budget `textenv compare` hands to agents.compare.compare for ``argv`` (nothing is trained)."""
+    import agents.compare
+
+    seen = {}
+
+    def fake_compare(env, algos, seeds, budget_tokens, **kwargs):
+        seen["budget_tokens"] = budget_tokens
+
+    monkeypatch.setattr(agents.compare, "compare", fake_compare)
+    assert main(["compare", *argv, "--no-progress"]) == 0
+    return seen["budget_tokens"]
+
+
+def test_compare_takes_the_budget_of_the_preset_or_config(monkeypatch, tmp_path, capsys):
+    from agents.config import PRESETS, TrainConfig
+
+    out = ["--out", str(tmp_path / "cmp")]
+    assert _compare_budget(monkeypatch, ["--preset", "tiny", *out]) == PRESETS["tiny"]["budget_tokens"]
+    config = tmp_path / "c.yaml"
+    config.write_text("budget_tokens: 96\n")
+    assert _compare_budget(monkeypatch, ["--preset", "tiny", "--config", str(config), *out]) == 96
+    assert _compare_budget(monkeypatch, ["--preset", "tiny", "--budget-tokens", "32", *out]) == 32
+    assert _compare_budget(monkeypatch, out) == TrainConfig().budget_tokens

@@ -228,3 +228,72 @@ def test_announced_values_are_skipped_only_for_the_announced_observations():
         policy.discard_values(obs["input_ids"].numpy(), np.array([True, True]))
         assert not policy.predict_values(obs).any()
         torch.testing.assert_close(policy.predict_values(obs), values)  # the announcement held for one call
+
+
+_SAVE = """
+import sys, numpy as np, torch
+from stable_baselines3 import PPO
+from agents import LMPolicy
+from textenv.vector import make_vec_env
+vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, model=sys.argv[1])
+model = PPO(LMPolicy, vec, n_steps=4, batch_size=8, n_epochs=1, learning_rate=1e-2, seed=0, device="cpu")
+model.learn(8)  # the saved weights differ from the folder's
+model.save(sys.argv[2])
+obs = vec.reset()
+with torch.no_grad():
+    probs = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0]).distribution.probs.numpy()
+np.savez(sys.argv[3], probs=probs, **obs)
+"""
+
+_LOAD = """
+import sys, numpy as np, torch
+from stable_baselines3 import PPO
+model = PPO.load(sys.argv[1], device="cpu")
+saved = dict(np.load(sys.argv[2]))
+obs = {k: v for k, v in saved.items() if k != "probs"}
+actions, _ = model.predict(obs, deterministic=True)
+with torch.no_grad():
+    probs = model.policy.get_distribution(model.policy.obs_to_tensor(obs)[0]).distribution.probs.numpy()
+np.testing.assert_allclose(probs, saved["probs"], atol=1e-6)
+assert (actions == saved["probs"].argmax(-1)).all(), actions
+print("loaded", model.policy.model_name)
+"""
+
+
+def test_ppo_load_in_a_fresh_process_rebuilds_the_model_from_the_saved_file(tiny_lm_dir, tmp_path):
+    import shutil
+    import subprocess
+    import sys
+
+    folder = shutil.copytree(tiny_lm_dir, tmp_path / "lm")
+    archive, saved = tmp_path / "model.zip", tmp_path / "obs.npz"
+    run = [sys.executable, "-c", _SAVE, str(folder), str(archive), str(saved)]
+    subprocess.run(run, check=True, capture_output=True, text=True, timeout=300)
+    shutil.rmtree(folder)  # the file alone must do: config and tokenizer travel in it, the weights always did
+    done = subprocess.run([sys.executable, "-c", _LOAD, str(archive), str(saved)], capture_output=True, text=True,
+                          timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert f"loaded {folder}" in done.stdout
+
+
+def test_a_policy_without_a_model_says_so_when_used_or_loaded_without_a_card():
+    from gymnasium import spaces
+
+    vocab = 12_345  # no model of this process has this many tokens
+    obs_space = spaces.Dict({k: spaces.Box(0, vocab - 1, (8,), np.int64) for k in ("input_ids", "attention_mask")})
+    policy = LMPolicy(obs_space, spaces.Discrete(vocab), lambda _: 1e-3)
+    obs = {k: torch.zeros((1, 8), dtype=torch.long) for k in ("input_ids", "attention_mask")}
+    with pytest.raises(ConfigError, match=r"policy_kwargs=.*PPO\.load"):
+        policy.get_distribution(obs)
+    with pytest.raises(ConfigError, match="holds no model card"):
+        policy.load_state_dict({})
+
+
+def test_normalised_observations_are_refused_naming_norm_obs_false():
+    from stable_baselines3.common.vec_env import VecNormalize
+
+    with pytest.raises(ConfigError, match=r"cannot be normalised.*norm_obs=False"):
+        _ppo(VecNormalize(make_vec_env("textenv/Toy-v0", n_envs=2, seed=0))).learn(24)
+    model = _ppo(VecNormalize(make_vec_env("textenv/Toy-v0", n_envs=2, seed=0), norm_obs=False))
+    model.learn(24)  # rewards alone may be normalised
+    assert model.num_timesteps >= 24

@@ -265,3 +265,36 @@ def test_reference_logprobs_from_the_agent_are_used_only_for_the_envs_own_model(
         post_logprobs(obs["input_ids"], [5], [-0.5], ref_logprobs=[-7.0])
     with pytest.raises(textenv.errors.ConfigError, match="one value per row"):
         post_logprobs(obs["input_ids"], [5], [-0.5], ref_logprobs=[-7.0, -1.0], reference=env.model)
+
+
+def test_episodes_cut_by_time_limit_are_unscored_and_say_so_once():
+    import warnings
+
+    from textenv.errors import UnscoredEpisodeWarning
+
+    env = gym.make("textenv/Toy-v0", max_episode_steps=3, target_kl=0.1, kl_horizon=100)  # max_new_tokens is 8
+    eos = env.unwrapped.tokenizer.eos_token_id
+    action = next(a for a in range(env.action_space.n) if a != eos)
+    beta = env.unwrapped.kl_controller.value
+    env.reset(seed=0)
+    for _ in range(3):
+        _, _, terminated, truncated, info = env.step(action)
+    assert truncated
+    assert not terminated
+    assert "rm_score" not in info  # TimeLimit cut the completion before the env could score it
+    assert env.unwrapped.kl_controller.value == beta  # and the adaptive controller never saw it
+    with pytest.warns(UnscoredEpisodeWarning, match=r"max_episode_steps ≥ max_new_tokens"):
+        env.reset(seed=1)
+    for _ in range(3):
+        env.step(action)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UnscoredEpisodeWarning)
+        env.reset(seed=2)  # once per env
+        full = gym.make("textenv/Toy-v0", max_episode_steps=8)
+        full.reset(seed=0)
+        terminated = truncated = False
+        while not (terminated or truncated):
+            _, _, terminated, truncated, info = full.step(action)
+        assert terminated
+        assert "rm_score" in info
+        full.reset(seed=1)
