@@ -222,7 +222,7 @@ def build_from_config(
         raise ModelLoadError(f"Could not read a model config from {str(folder)!r}: {err}.") from err
     kwargs = {"dtype": torch_dtype} if isinstance(torch_dtype, torch.dtype) else {}
     model: PreTrainedModel = AutoModelForCausalLM.from_config(config, **kwargs)
-    return _ready(model, _tokenizer_from(Path(folder)), torch_dtype, _resolve_device(device))
+    return _ready(model, _tokenizer_from(Path(folder)), torch_dtype, resolve_device(device))
 
 
 def _ready(
