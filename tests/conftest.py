@@ -41,11 +41,22 @@ def _remove_session_cache(owner_pid: int = os.getpid()) -> None:
 atexit.register(_remove_session_cache)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses the real model ``real_model``, so ``-m "not real_model"`` skips them all."""
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reverse",
+        action="store_true",
+        help="run the collected tests in reverse order (a check that no test depends on the ones before it)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real model ``real_model``, so ``-m "not real_model"`` skips them all; with
+    ``--reverse``, run the tests last to first."""
     for item in items:
         if "smollm2_dir" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.real_model)
+    if config.getoption("--reverse"):
+        items.reverse()
 
 
 def _save_tiny_gpt2(folder: Path, tokenizer: Any, n_positions: int = 128) -> Path:
@@ -98,10 +109,13 @@ def smollm2_dir() -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_shared_models():
-    """Forget the models that a test's envs loaded into the process-wide cache (other tests' policies find their
-    model there when it is the only one of its vocabulary size)."""
+    """Forget the models that a test's envs loaded into the process-wide cache, so no test sees what another left.
+
+    ``LMPolicy`` without ``model=`` and the fused reference look a model up in that cache; a model left behind by
+    an earlier test would make the result depend on the order the tests run in.
+    """
     from textenv.env import _SHARED_MODELS
 
     before = set(_SHARED_MODELS)

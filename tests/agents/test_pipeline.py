@@ -25,9 +25,6 @@ from agents.pipeline.runner import DONE_FILE
 from agents.pipeline.stages import export_db_preferences
 from textenv.models import load_model_and_tokenizer
 
-# The pipeline's envs load the SFT model by path; later tests expect one toy-vocabulary model in the process.
-pytestmark = pytest.mark.usefixtures("restore_shared_models")
-
 DEMOS = [
     {"prompt": "the movie was", "response": " very good and fun"},
     {"prompt": "the book is", "response": " great and i love it"},
