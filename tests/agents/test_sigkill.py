@@ -26,6 +26,8 @@ from agents.pipeline.runner import DONE_FILE
 
 CHILD = Path(__file__).with_name("sigkill_child.py")
 
+pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX-only")
+
 
 def run_and_kill(args: list[str], point: str, log: Path) -> None:
     """Run ``textenv args`` in a child process until it reaches ``point``, then SIGKILL it."""
