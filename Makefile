@@ -27,7 +27,7 @@ browser:
 	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
 	  if ! command -v apt-get >/dev/null 2>&1; then \
 	    echo "NOTE: apt-get is not available, so chromium and chromium-driver were not installed; install them with"; \
-	    echo "      your package manager, or the labeling page's browser test (tests/rewards/human/test_browser.py) skips."; \
+	    echo "      your package manager, or the labeling page's browser test (tests/rewards/human/test_browser.py) skips (fails where CI=true)."; \
 	  else \
 	    if [ "$$(id -u)" = 0 ]; then SUDO=""; elif command -v sudo >/dev/null 2>&1; then SUDO="sudo"; else SUDO="none"; fi; \
 	    if [ "$$SUDO" = none ]; then \
@@ -36,7 +36,7 @@ browser:
 	      echo "installing chromium and chromium-driver with apt-get (for the labeling page's browser test)"; \
 	      $$SUDO apt-get update -q >/dev/null && \
 	      $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium chromium-driver >/dev/null \
-	      || echo "NOTE: apt-get could not install chromium and chromium-driver; the browser test will skip."; \
+	      || echo "NOTE: apt-get could not install chromium and chromium-driver; the browser test will skip (and fail where CI=true)."; \
 	    fi; \
 	  fi; \
 	fi

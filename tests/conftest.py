@@ -41,8 +41,17 @@ def _remove_session_cache(owner_pid: int = os.getpid()) -> None:
 atexit.register(_remove_session_cache)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses the real model ``real_model``, so ``-m "not real_model"`` skips them all.
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--reverse",
+        action="store_true",
+        help="run the collected tests in reverse order (a check that no test depends on the ones before it)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses the real model ``real_model``, so ``-m "not real_model"`` skips them all; with
+    ``--reverse``, run the tests last to first.
 
     Under ``TEXTENV_FAST_PATHS=0`` (the plain lane, ``make test-plain``) the tests marked ``fast_path``, which
     check a fast path itself (cache hits, fused passes), are skipped: the rest then run on the plain paths.
@@ -53,6 +62,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.real_model)
         if plain and item.get_closest_marker("fast_path") is not None:
             item.add_marker(pytest.mark.skip(reason="checks a fast path; TEXTENV_FAST_PATHS=0 turns it off"))
+    if config.getoption("--reverse"):
+        items.reverse()
 
 
 def _save_tiny_gpt2(folder: Path, tokenizer: Any, n_positions: int = 128) -> Path:
@@ -105,10 +116,13 @@ def smollm2_dir() -> Path:
     return folder
 
 
-@pytest.fixture
+@pytest.fixture(autouse=True)
 def restore_shared_models():
-    """Forget the models that a test's envs loaded into the process-wide cache (other tests' policies find their
-    model there when it is the only one of its vocabulary size)."""
+    """Forget the models that a test's envs loaded into the process-wide cache, so no test sees what another left.
+
+    ``LMPolicy`` without ``model=`` and the fused reference look a model up in that cache; a model left behind by
+    an earlier test would make the result depend on the order the tests run in.
+    """
     from textenv.env import _SHARED_MODELS
 
     before = set(_SHARED_MODELS)

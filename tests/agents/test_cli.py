@@ -23,13 +23,20 @@ def test_check_and_rollout_on_the_toy_env(capsys):
     assert "KL" in out
 
 
-def test_train_then_resume(tmp_path, capsys):
+def test_train_then_resume(tmp_path, capsys, monkeypatch):
+    import agents.train
+
     out = tmp_path / "run"
     args = ["train", "--env", "textenv/Toy-v0", "--algo", "a2c", "--preset", "tiny", "--budget-tokens", "64",
             "--seed", "1", "--out", str(out), "--no-progress"]  # fmt: skip
     assert main(args) == 0
     assert "reward-model score" in capsys.readouterr().out
     assert json.loads((out / "result.json").read_text())["tokens"] == 64
+
+    def no_fresh_agent(*args, **kwargs):
+        raise AssertionError("--resume built a fresh agent instead of loading the checkpoint")
+
+    monkeypatch.setattr(agents.train, "make_agent", no_fresh_agent)
     assert main([a if a != "64" else "128" for a in args] + ["--resume"]) == 0
     assert json.loads((out / "result.json").read_text())["tokens"] == 128
 

@@ -8,6 +8,7 @@ from stable_baselines3 import PPO
 
 from agents.buffer import EpisodeRolloutBuffer
 from agents.policy import LMPolicy
+from textenv.models import TOY_MODEL
 from textenv.reference import BatchedReference, ReferenceScorer, batched_reference
 from textenv.sampler import position_ids
 from textenv.vector import make_vec_env
@@ -17,6 +18,8 @@ pytestmark = pytest.mark.fast_path  # the KV cache and fused reference themselve
 
 def _ppo(vec, policy_kwargs):
     # The toy reward is 0 for most short completions and π starts equal to π_ref: the entropy bonus moves it.
+    # The model is named (the toy env's unless given), not looked up among the models other tests left behind.
+    policy_kwargs = {"model": TOY_MODEL, **policy_kwargs}
     return PPO(LMPolicy, vec, n_steps=8, batch_size=8, n_epochs=2, seed=0, device="cpu", learning_rate=3e-2,
                ent_coef=0.05, rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs=policy_kwargs)  # fmt: skip
 

@@ -1,8 +1,9 @@
-"""The pipeline: config errors, the labels-database source, and one end-to-end run on the toy model with a kill.
+"""The pipeline: config errors, the labels-database source, and one end-to-end run on the toy model with a Ctrl-C.
 
-The end-to-end test runs every stage on the toy model (a few steps each), kills the RL stage between its two
-runs, and runs again: the stages before RL are reused, RL resumes (its finished run is read back), and the
-evaluation and the report come out complete.
+The end-to-end test runs every stage on the toy model (a few steps each), interrupts the RL stage between its
+two runs with ``KeyboardInterrupt`` (Ctrl-C, which runs the cleanup a SIGKILL skips: ``test_sigkill.py`` kills
+a real process), and runs again: the stages before RL are reused, RL resumes (its finished run is read back),
+and the evaluation and the report come out complete.
 """
 
 from __future__ import annotations
@@ -24,9 +25,6 @@ from agents.pipeline import load_pipeline_config, pipeline_config_from_dict, run
 from agents.pipeline.runner import DONE_FILE
 from agents.pipeline.stages import export_db_preferences
 from textenv.models import load_model_and_tokenizer
-
-# The pipeline's envs load the SFT model by path; later tests expect one toy-vocabulary model in the process.
-pytestmark = pytest.mark.usefixtures("restore_shared_models")
 
 DEMOS = [
     {"prompt": "the movie was", "response": " very good and fun"},
@@ -175,7 +173,7 @@ def _links(report: Path) -> list[str]:
     return re.findall(r"\]\(([^)]+)\)", report.read_text(encoding="utf-8"))
 
 
-def test_the_pipeline_runs_end_to_end_and_resumes_after_a_kill(
+def test_the_pipeline_runs_end_to_end_and_resumes_after_ctrl_c(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config_file = tmp_path / "pipeline.yaml"
@@ -188,7 +186,7 @@ def test_the_pipeline_runs_end_to_end_and_resumes_after_a_kill(
     def killed_during_the_second_run(training: Any, cfg: Any, *args: Any) -> Any:
         started.append(cfg.algo)
         if len(started) == 2:
-            raise KeyboardInterrupt  # Ctrl-C (or a kill) while the RL stage trains its second run
+            raise KeyboardInterrupt  # Ctrl-C while the RL stage trains its second run
         return real_run_one(training, cfg, *args)
 
     monkeypatch.setattr(agents.compare, "_run_one", killed_during_the_second_run)

@@ -22,7 +22,7 @@ class Work:
             self.calls.append(name)
             (ctx.folder / "partial.txt").write_text("half done")
             if name in self.crash:
-                raise KeyboardInterrupt  # a kill in the middle of the stage
+                raise KeyboardInterrupt  # Ctrl-C in the middle of the stage (test_sigkill.py kills for real)
             upstream = {n: ctx.records[n].path(ctx.root, "out").read_text() for n in inputs}
             (ctx.folder / "out.txt").write_text(json.dumps({"name": name, "upstream": upstream}))
             return {"out": "out.txt"}, {"calls": len(self.calls)}
@@ -57,7 +57,7 @@ def test_a_changed_config_reruns_that_stage_and_the_ones_after_it(tmp_path: Path
     assert log.reused == ["a"]
 
 
-def test_a_stage_killed_midway_is_not_done_and_only_it_reruns(tmp_path: Path) -> None:
+def test_a_stage_interrupted_midway_is_not_done_and_only_it_reruns(tmp_path: Path) -> None:
     work = Work()
     work.crash = {"b"}
     with pytest.raises(KeyboardInterrupt):

@@ -83,6 +83,46 @@ def test_a_resumed_run_matches_an_uninterrupted_one(tmp_path):
     assert resumed.after["rm_score"] == pytest.approx(whole.after["rm_score"], abs=1e-6)
 
 
+def _watch_rollouts(monkeypatch):
+    """Record the token count at the start of every rollout and every call of ``evaluate``, from now on."""
+    import agents.train as training
+    from agents.callbacks import RLHFMetricsCallback
+
+    seen = {"rollout_starts": [], "evaluations": 0}
+    start, evaluate = RLHFMetricsCallback._on_rollout_start, training.evaluate
+
+    def on_rollout_start(self):
+        seen["rollout_starts"].append(self.num_timesteps)
+        start(self)
+
+    def counted_evaluate(*args, **kwargs):
+        seen["evaluations"] += 1
+        return evaluate(*args, **kwargs)
+
+    monkeypatch.setattr(RLHFMetricsCallback, "_on_rollout_start", on_rollout_start)
+    monkeypatch.setattr(training, "evaluate", counted_evaluate)
+    return seen
+
+
+def test_resume_continues_from_the_checkpoint_and_recomputes_nothing_before_it(tmp_path, monkeypatch):
+    # Training is deterministic, so matching an uninterrupted run cannot tell a resume from a retrain; this
+    # checks where the resumed run started and what it did not redo.
+    full = _config("ppo", budget_tokens=384, eval_episodes=4, checkpoint_every=1)  # 64 tokens per rollout
+    first = train(full.replace(budget_tokens=192), tmp_path, progress=False)
+    checkpoint = json.loads((tmp_path / "checkpoint" / "checkpoint.json").read_text())
+    assert checkpoint["num_timesteps"] == 192
+    rows_before = _read_csv(tmp_path / "metrics.csv")
+    seen = _watch_rollouts(monkeypatch)
+    resumed = train(full, tmp_path, resume=True, progress=False)
+    assert seen["rollout_starts"] == [192, 256, 320]  # from the checkpoint on, not from 0
+    assert seen["evaluations"] == 1  # the "before" evaluation is the checkpoint's, not sampled again
+    assert resumed.before == first.before
+    assert resumed.tokens == 384
+    rows = _read_csv(tmp_path / "metrics.csv")
+    assert [float(r["time/total_tokens"]) for r in rows] == [64, 128, 192, 256, 320, 384]
+    assert rows[:3] == [{k: r.get(k, "") for k in rows[0]} for r in rows_before]  # written once, kept as they were
+
+
 class TurnsNaN:
     """A reward that works for a while, then returns NaN (picklable: checkpoints pickle the envs)."""
 

@@ -12,6 +12,7 @@ from agents.model_card import CARD_KEY
 from agents.policy import LMPolicy
 from agents.trunk import transformer_blocks
 from textenv.errors import ConfigError
+from textenv.models import TOY_MODEL
 from textenv.sampler import position_ids
 from textenv.vector import make_vec_env
 
@@ -21,6 +22,8 @@ def _ppo(vec, policy_kwargs, **kwargs):
     defaults = {"n_steps": 8, "batch_size": 8, "n_epochs": 2, "seed": 0, "device": "cpu", "learning_rate": 3e-2,
                 "ent_coef": 0.05}  # fmt: skip
     defaults.update(kwargs)
+    # The model is named, not looked up among the models other tests left in the process (order independence).
+    policy_kwargs = {"model": TOY_MODEL, **policy_kwargs}
     return PPO(LMPolicy, vec, rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs=policy_kwargs, **defaults)
 
 

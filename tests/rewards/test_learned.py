@@ -9,10 +9,12 @@ import random
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pytest
+import torch
 
 import rewards
 from rewards import (
@@ -172,8 +174,13 @@ def test_early_stopping_keeps_the_best_weights(tiny_lm_dir: Path, tmp_path: Path
     result = train_reward_model(PreferenceData(tuple(separable_pairs(48))), tiny_lm_dir, tmp_path / "rm", config)
     evals = [row["eval_loss"] for row in result.history]
     assert result.info.training["final_eval_loss"] == pytest.approx(min(evals), rel=1e-4, abs=1e-5)
-    if result.info.training["stopped_early"]:
-        assert result.info.training["steps"] < 6 * math.ceil(36 / 8)
+    # At this step size the held-out loss overshoots after its best: training must stop, `patience` evaluations
+    # after the best one, well before its 6 epochs of ceil(36 / 8) steps.
+    best = evals.index(min(evals))
+    assert result.info.training["stopped_early"] is True
+    assert len(evals) == best + 1 + config.patience
+    assert [row["step"] for row in result.history] == [2 * (i + 1) for i in range(len(evals))]  # eval_every=2
+    assert result.info.training["steps"] == result.history[-1]["step"] < 6 * math.ceil(36 / 8)
 
 
 def test_train_layers_freezes_the_lower_blocks(tiny_lm_dir: Path, tmp_path: Path) -> None:
@@ -324,3 +331,38 @@ def test_evaluate_pairwise_rejects_nan_scores_and_empty_input() -> None:
         evaluate_pairwise(nan_reward, [PreferencePair("p", "a", "b")])
     with pytest.raises(ValueError, match="at least one pair"):
         evaluate_pairwise(length_reward, [])
+
+
+class _CountsToken(torch.nn.Module):
+    """A hand-built one-output scorer: the score of a text is how often one token occurs in it."""
+
+    def __init__(self, token_id: int) -> None:
+        super().__init__()
+        self.token_id = token_id
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> SimpleNamespace:
+        hits = (input_ids == self.token_id) & attention_mask.bool()
+        return SimpleNamespace(logits=hits.sum(dim=1, keepdim=True).float())
+
+
+def test_training_time_accuracy_counts_ties_as_wrong_exactly() -> None:
+    from rewards.training import _Batcher, _evaluate
+    from textenv.toy import build_toy_tokenizer
+
+    tokenizer = build_toy_tokenizer()
+    (good,) = tokenizer(" good")["input_ids"]
+    pairs = [
+        PreferencePair("the movie was", " good good", " good"),  # 2 > 1: right
+        PreferencePair("the movie was", " good", " bad"),  # 1 > 0: right
+        PreferencePair("the day was", " bad", " good"),  # 0 < 1: wrong
+        PreferencePair("the day was", " good day", " good"),  # 1 = 1, a tie: wrong
+        PreferencePair("the book is", " bad", " day"),  # 0 = 0, a tie: wrong
+    ]
+    config = RewardModelTrainingConfig(use_margin=False, progress=False)
+    batcher = _Batcher(_CountsToken(good), tokenizer, ("score",), torch.tensor([1.0]), config)
+    result = _evaluate(batcher, pairs, batch_size=2)  # batches of 2, 2 and 1: the counts add up across them
+    assert result["eval_accuracy"] == 2 / 5  # ties counted as half would give 3 / 5, as right 4 / 5
+    diffs = [1, 1, -1, 0, 0]  # chosen − rejected; the Bradley–Terry loss is −log σ(diff)
+    assert result["eval_loss"] == pytest.approx(sum(math.log1p(math.exp(-d)) for d in diffs) / 5, rel=1e-6)
+    _, correct, n_pairs = batcher.loss(pairs)
+    assert (correct, n_pairs) == (2, 5)

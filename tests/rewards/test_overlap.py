@@ -56,9 +56,16 @@ def test_missing_or_bad_reference_is_a_typed_error(meta: dict, match: str) -> No
         rewards.make("rouge")(["a", "b"], ["x", "y"], **meta)
 
 
-@pytest.mark.parametrize("kwargs", [{"rouge_type": "rouge9"}, {"measure": "f1"}, {"reference": 3}])
-def test_bad_config(kwargs: dict) -> None:
-    with pytest.raises((ValueError, TypeError)):
+@pytest.mark.parametrize(
+    ("kwargs", "error", "match"),
+    [
+        ({"rouge_type": "rouge9"}, ValueError, r"rouge_type must be one of 'rouge1', .* got 'rouge9'"),
+        ({"measure": "f1"}, ValueError, r"measure must be one of 'fmeasure', 'precision', 'recall', got 'f1'"),
+        ({"reference": 3}, TypeError, "reference must be a str or None, got int"),
+    ],
+)
+def test_bad_config(kwargs: dict, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=f"RougeReward: {match}"):
         RougeReward(**kwargs)
 
 

@@ -151,9 +151,16 @@ def test_register_cannot_silently_replace_a_builtin() -> None:
         rewards.register("length", ConstantReward)
 
 
-@pytest.mark.parametrize(("name", "factory"), [("", ConstantReward), (3, ConstantReward), ("x", 3)])
-def test_register_rejects_bad_arguments(name: Any, factory: Any) -> None:
-    with pytest.raises(TypeError):
+@pytest.mark.parametrize(
+    ("name", "factory", "match"),
+    [
+        ("", ConstantReward, "reward name must be a non-empty str, got ''"),
+        (3, ConstantReward, "reward name must be a non-empty str, got 3"),
+        ("x", 3, "reward 'x': factory must be callable, got int 3"),
+    ],
+)
+def test_register_rejects_bad_arguments(name: Any, factory: Any, match: str) -> None:
+    with pytest.raises(TypeError, match=match):
         rewards.register(name, factory)
 
 

@@ -71,17 +71,17 @@ def test_pickle_drops_the_encoder_and_reloads(reward: rewards.ValidatedReward) -
 
 
 @pytest.mark.parametrize(
-    "kwargs",
+    ("kwargs", "error", "match"),
     [
-        {"target": "title"},
-        {"target": "prompt", "reference": "x"},
-        {"batch_size": 0},
-        {"max_length": -1},
-        {"reference": 5},
+        ({"target": "title"}, ValueError, "target must be 'reference' or 'prompt', got 'title'"),
+        ({"target": "prompt", "reference": "x"}, ValueError, "a fixed reference is only used with target='reference'"),
+        ({"batch_size": 0}, ValueError, "batch_size must be a positive int, got 0"),
+        ({"max_length": -1}, ValueError, "max_length must be a positive int, got -1"),
+        ({"reference": 5}, TypeError, "reference must be a str or None, got int"),
     ],
 )
-def test_bad_config(kwargs: dict) -> None:
-    with pytest.raises((ValueError, TypeError)):
+def test_bad_config(kwargs: dict, error: type[Exception], match: str) -> None:
+    with pytest.raises(error, match=f"SemanticSimilarity: {match}"):
         SemanticSimilarity(**kwargs)
 
 

@@ -49,8 +49,12 @@ def test_invalid_actions(env, action, match):
 
 def test_valid_integer_kinds(env):
     env.reset(seed=0)
-    env.step(np.int64(3))
-    env.step(np.array(4))
+    obs, _, done, _, _ = env.step(np.int64(3))
+    assert (obs["input_ids"][-1], obs["attention_mask"][-1], done) == (3, 1, False)  # the token, appended
+    obs, _, done, _, info = env.step(np.array(4))
+    assert obs["input_ids"][-2:].tolist() == [3, 4]
+    assert done  # max_new_tokens=2
+    assert info["completion"] == env.tokenizer.decode([3, 4])
 
 
 def test_step_before_reset_and_after_the_end(env):

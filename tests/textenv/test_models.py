@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import socket
-import time
 from pathlib import Path
 from typing import Any
 
@@ -107,12 +106,39 @@ def test_folder_without_a_model(tmp_path):
         load_model_and_tokenizer(tmp_path)
 
 
-@pytest.mark.timeout(30)
-def test_unknown_hub_id_offline_fails_fast():
-    start = time.perf_counter()
+class _NotCached:
+    """A loader that records its calls and finds nothing in the Hugging Face cache."""
+
+    def __init__(self) -> None:
+        self.calls: list[dict[str, Any]] = []
+
+    def from_pretrained(self, name: str, **kwargs: Any) -> None:
+        self.calls.append(kwargs)
+        raise OSError(f"{name} is not in the cache")
+
+
+def _record_connections(monkeypatch) -> list[tuple[Any, ...]]:
+    """Record every TCP connection textenv.models opens (the hub probe), and open it as before."""
+    opened: list[tuple[Any, ...]] = []
+    real = socket.create_connection
+
+    def create_connection(address: Any, *args: Any, **kwargs: Any) -> socket.socket:
+        opened.append(address)
+        return real(address, *args, **kwargs)
+
+    monkeypatch.setattr(models.socket, "create_connection", create_connection)
+    return opened
+
+
+def test_unknown_hub_id_offline_fails_without_asking_the_hub(monkeypatch):
+    # Fast because the hub is never asked: only the local cache is read, and no connection is even probed.
+    loader = _NotCached()
+    monkeypatch.setattr(models, "AutoModelForCausalLM", loader)
+    opened = _record_connections(monkeypatch)
     with pytest.raises(ModelLoadError, match="offline mode") as info:
         load_model_and_tokenizer("textenv-tests/no-such-model")
-    assert time.perf_counter() - start < 10
+    assert loader.calls == [{"local_files_only": True, "dtype": torch.float32}]
+    assert opened == []
     message = str(info.value)
     assert "'textenv-tests/no-such-model'" in message
     assert "save_pretrained" in message
@@ -125,7 +151,6 @@ def _closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.mark.timeout(30)
 def test_unreachable_hub_is_not_retried(monkeypatch):
     """Online mode but no hub: one short probe, and the hub client (which retries ~1 min) is never called."""
     from huggingface_hub import constants
@@ -140,19 +165,15 @@ def test_unreachable_hub_is_not_retried(monkeypatch):
     ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{_closed_port()}")
-    calls: list[dict[str, Any]] = []
-
-    class NotCached:
-        @staticmethod
-        def from_pretrained(name: str, **kwargs: Any) -> None:
-            calls.append(kwargs)
-            raise OSError(f"{name} is not in the cache")
-
-    monkeypatch.setattr(models, "AutoModelForCausalLM", NotCached)
+    port = _closed_port()
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{port}")
+    loader = _NotCached()
+    monkeypatch.setattr(models, "AutoModelForCausalLM", loader)
+    opened = _record_connections(monkeypatch)
     with pytest.raises(ModelLoadError, match="unreachable"):
         load_model_and_tokenizer("textenv-tests/no-such-model")
-    assert calls == [{"local_files_only": True, "dtype": torch.float32}]
+    assert loader.calls == [{"local_files_only": True, "dtype": torch.float32}]  # the retrying client: never
+    assert opened == [("127.0.0.1", port)]  # one probe
 
 
 def test_gpt2_tokenizer_round_trip():

@@ -9,15 +9,40 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 
 from rewards.human import LabelStore, LabelTask, write_tasks
 
 REPO = Path(__file__).resolve().parents[3]
+
+
+def in_ci(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether this is a CI run (``CI`` set to true, as GitHub Actions, GitLab CI and most others do)."""
+    return environ.get("CI", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+def skip_unless_ci(reason: str, environ: Mapping[str, str] = os.environ) -> NoReturn:
+    """Skip the test for ``reason`` on a developer's machine; fail it in CI, where a skip would hide it."""
+    if in_ci(environ):
+        pytest.fail(f"{reason}. CI=true: a test that cannot run fails here instead of skipping.", pytrace=False)
+    pytest.skip(reason)
+
+
+def browser_paths(chromium: str | None, chromedriver: str | None, environ: Mapping[str, str] = os.environ) -> None:
+    """Check that Debian's chromium and chromium-driver exist at the given paths; skip, or fail in CI, if not."""
+    missing = [name for name, path in (("chromium", chromium), ("chromedriver", chromedriver))
+               if path is None or not Path(path).is_file()]  # fmt: skip
+    if missing:
+        skip_unless_ci(
+            f"{' and '.join(missing)} not found (`make test` installs Debian's chromium and chromium-driver with "
+            "apt-get; or run: apt-get install -y chromium chromium-driver)",
+            environ,
+        )
 
 
 def make_tasks(n: int, prefix: str = "p") -> list[LabelTask]:
