@@ -4,7 +4,9 @@
 >>> from agents import LMPolicy, EpisodeRolloutBuffer
 >>> from textenv.vector import make_vec_env
 >>> env = make_vec_env("textenv/Toy-v0", n_envs=4)  # doctest: +SKIP
->>> PPO(LMPolicy, env, rollout_buffer_class=EpisodeRolloutBuffer).learn(2048)  # doctest: +SKIP
+>>> from agents import ConnectLogProbs
+>>> model = PPO(LMPolicy, env, rollout_buffer_class=EpisodeRolloutBuffer)  # doctest: +SKIP
+>>> model.learn(2048, callback=ConnectLogProbs())  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "ConnectLogProbs",
     "EpisodeRolloutBuffer",
     "LMPolicy",
     "SkipDiscardedValues",
@@ -26,6 +29,7 @@ __all__ = [
 ]
 
 _WHERE = {
+    "ConnectLogProbs": "agents.callbacks",
     "EpisodeRolloutBuffer": "agents.buffer",
     "LMPolicy": "agents.policy",
     "SkipDiscardedValues": "agents.callbacks",

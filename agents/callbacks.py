@@ -17,7 +17,7 @@ from tqdm import tqdm
 
 from agents.io import atomic_write_text
 
-__all__ = ["AtomicCSVOutput", "ProgressCallback", "RLHFMetricsCallback", "SkipDiscardedValues"]
+__all__ = ["AtomicCSVOutput", "ConnectLogProbs", "ProgressCallback", "RLHFMetricsCallback", "SkipDiscardedValues"]
 
 
 class AtomicCSVOutput(KVWriter):
@@ -50,6 +50,26 @@ class AtomicCSVOutput(KVWriter):
 
     def close(self) -> None:
         """Nothing to close: every write is complete on disk."""
+
+
+class ConnectLogProbs(BaseCallback):
+    """Connect :class:`~agents.policy.LMPolicy` to the algorithm's env, so that its ``log π`` travel with the actions.
+
+    The env's KL term needs the log-probability of each action the policy sampled; the policy sends it through
+    the vector env with every rollout step (see :mod:`textenv.kl`), which reaches envs in this process,
+    ``SubprocVecEnv`` workers and Ray actors alike. SB3 never hands the env to the policy, so this callback does,
+    when training starts: add it to ``learn(callback=...)`` when driving SB3 directly (``agents.train``, and so
+    every ``textenv`` command, adds it). Without it an ``LMPolicy`` refuses to roll out.
+    """
+
+    def _on_training_start(self) -> None:
+        connect = getattr(self.model.policy, "connect", None)
+        env = self.model.get_env()
+        if connect is not None and env is not None:
+            connect(env)
+
+    def _on_step(self) -> bool:
+        return True
 
 
 class SkipDiscardedValues(BaseCallback):

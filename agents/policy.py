@@ -2,10 +2,12 @@
 
 One trunk: the LM's next-token distribution (optionally tempered and top-k-truncated) is the policy over the
 env's ``Discrete(V)`` actions, and a linear value head reads the same trunk's last hidden state. The reference
-model lives in the env; the policy publishes ``log π`` of what it samples on the env's log-prob channel
-(:func:`textenv.kl.post_logprobs`), so the env's reward carries the exact KL. A policy built on the env's reference
-weights (``lora``, ``trainable_layers``) also scores ``log π_ref`` in the same rollout forward and posts it with
-the env's model, which the env then uses instead of a pass of its own (:mod:`agents.fused_reference`).
+model lives in the env; the policy sends ``log π`` of what it samples with the actions, through the vector env
+it is connected to (:meth:`LMPolicy.connect`, done at training start by :class:`agents.callbacks.ConnectLogProbs`;
+see :mod:`textenv.kl`), so the env's reward carries the exact KL, in this process, in ``SubprocVecEnv`` workers
+and in Ray actors alike. A policy built on the env's reference weights (``lora``, ``trainable_layers``) also
+scores ``log π_ref`` in the same rollout forward and sends it with the env's model, which an env of this process
+then uses instead of a pass of its own (:mod:`agents.fused_reference`).
 
 Speed: rollouts go through :class:`~textenv.kv_cache.WindowKVCache` (one token per row per step); training
 evaluates whole episodes in one forward pass when the rollout buffer is
@@ -20,7 +22,7 @@ rollout, as in TRL.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import gymnasium as gym
@@ -35,8 +37,8 @@ from agents.fused_reference import FusedReference
 from agents.model_card import CARD_KEY, ModelCard
 from agents.trunk import build_policy_lm
 from textenv import packed
-from textenv.errors import ConfigError
-from textenv.kl import clear_posted_logprobs, post_logprobs
+from textenv.errors import ConfigError, KLChannelError
+from textenv.kl import LogProbMessage, channel_of, logprob_message
 from textenv.kv_cache import WindowKVCache, forward_windows
 
 __all__ = ["SEGMENT_KEY", "LMPolicy"]
@@ -263,13 +265,44 @@ class LMPolicy(ActorCriticPolicy):
         self.lm.eval()
         if mode:  # the rollout's packed copies of trained weights are stale after the update: free them first
             packed.forget(p for p in self.parameters() if p.requires_grad)
-        # Weights change in training: cached keys/values and posted log-probs would be stale.
+        # Weights change in training: cached keys/values would be stale.
         self._cache.clear()
         fused = getattr(self, "_fused", (None,))[0]
         if fused is not None:
             fused.cache.clear()
         self._discarded = None
-        clear_posted_logprobs()
+
+    # ------------------------------------------------------------------ the log-prob channel
+    def connect(self, env: Any) -> None:
+        """Send ``log π`` of every rollout step's actions to ``env`` (a vector env, or one env) from now on.
+
+        SB3 never hands the env to the policy: :class:`agents.callbacks.ConnectLogProbs` calls this when
+        training starts. Call it yourself when you drive the policy by hand (``policy(obs)`` then ``env.step``).
+        """
+        self._channel = (channel_of(env),)
+
+    @contextlib.contextmanager
+    def sending_to(self, env: Any) -> Iterator[None]:
+        """Within the block, send log-probs to ``env``; the connection before it is restored after it."""
+        before = self.__dict__.get("_channel")
+        self.connect(env)
+        try:
+            yield
+        finally:
+            if before is None:
+                self.__dict__.pop("_channel", None)
+            else:
+                self._channel = before
+
+    def _send(self, message: LogProbMessage) -> None:
+        channel = self.__dict__.get("_channel")
+        if channel is None:
+            raise KLChannelError(
+                "LMPolicy sends log π of its actions through the env, but it is connected to none: learn with "
+                "callback=agents.ConnectLogProbs() (textenv train/compare add it), or call policy.connect(env) "
+                "before driving the policy by hand."
+            )
+        channel[0](message)
 
     # ------------------------------------------------------------------ the SB3 policy interface
     def forward(  # type: ignore[override]
@@ -277,9 +310,12 @@ class LMPolicy(ActorCriticPolicy):
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Sample actions for a batch of observations; returns ``(actions, values, log_probs)``.
 
-        Posts ``log π`` of the sampled actions for the env; a policy built on the env's reference weights
-        (``lora``, ``trainable_layers``) posts ``log π_ref`` too, scored in the same forward
+        Sends ``log π`` of the sampled actions to the connected env (:meth:`connect`); a policy built on the env's
+        reference weights (``lora``, ``trainable_layers``) sends ``log π_ref`` too, scored in the same forward
         (:class:`~agents.fused_reference.FusedReference`).
+
+        Raises:
+            KLChannelError: The policy is connected to no env.
         """
         self._check_input(obs)
         logits, hidden, ref_logits = self._rollout_outputs(obs)
@@ -292,13 +328,15 @@ class LMPolicy(ActorCriticPolicy):
             ref_all = torch.log_softmax(ref_logits.float(), dim=-1)
             ref_logprobs = ref_all.gather(1, actions.long().reshape(-1, 1)).double().cpu().numpy()
         fused = self._fused[0]
-        post_logprobs(
-            obs["input_ids"].long().cpu().numpy(),
-            actions.cpu().numpy(),
-            log_prob.detach().double().cpu().numpy(),
-            attention_mask=obs["attention_mask"].long().cpu().numpy(),
-            ref_logprobs=ref_logprobs,
-            reference=None if ref_logprobs is None or fused is None else fused.reference,
+        self._send(
+            logprob_message(
+                obs["input_ids"].long().cpu().numpy(),
+                actions.cpu().numpy(),
+                log_prob.detach().double().cpu().numpy(),
+                attention_mask=obs["attention_mask"].long().cpu().numpy(),
+                ref_logprobs=ref_logprobs,
+                reference=None if ref_logprobs is None or fused is None else fused.reference,
+            )
         )
         return actions, values, log_prob
 
@@ -449,11 +487,9 @@ def _free_gradients(optimizer: torch.optim.Optimizer, args: Any, kwargs: Any) ->
 
 def _model_of_this_process(vocab_size: int) -> tuple[str | None, str | None]:
     """``(name, None)`` for the one env model of this process with ``vocab_size`` tokens, else ``(None, why)``."""
-    from textenv.env import _SHARED_MODELS
+    from textenv.model_cache import MODELS
 
-    names = sorted(
-        {key[0].split("|")[0] for key, (model, _) in _SHARED_MODELS.items() if model.config.vocab_size == vocab_size}
-    )
+    names = MODELS.names(vocab_size)
     if len(names) == 1:
         return names[0], None
     found = f"found {names}" if names else "found none"

@@ -25,7 +25,13 @@ from stable_baselines3.common.callbacks import BaseCallback, CallbackList
 from stable_baselines3.common.logger import Logger, TensorBoardOutputFormat
 
 from agents.buffer import EpisodeRolloutBuffer
-from agents.callbacks import AtomicCSVOutput, ProgressCallback, RLHFMetricsCallback, SkipDiscardedValues
+from agents.callbacks import (
+    AtomicCSVOutput,
+    ConnectLogProbs,
+    ProgressCallback,
+    RLHFMetricsCallback,
+    SkipDiscardedValues,
+)
 from agents.checkpoint import POLICY_DIR, load_checkpoint_state, restore_rng, save_checkpoint, save_policy
 from agents.config import TrainConfig
 from agents.io import atomic_write_text
@@ -154,7 +160,7 @@ def evaluate(
     ref_sums = np.zeros(n_envs)
     slots = list(range(n_envs))  # the episode each row is writing (-1: idle)
     policy.set_training_mode(False)
-    with torch.random.fork_rng(), torch.no_grad():
+    with torch.random.fork_rng(), torch.no_grad(), policy.sending_to(env):
         torch.manual_seed(config.seed + 100_000)
         obs = env.reset()
         if queue is not None:
@@ -233,7 +239,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
 
     metrics = RLHFMetricsCallback(out / "samples.jsonl", config.sample_every, elapsed_offset=elapsed_before,
                                   before_rollout=checkpoint)  # fmt: skip
-    callbacks: list[BaseCallback] = [metrics, SkipDiscardedValues()]
+    callbacks: list[BaseCallback] = [ConnectLogProbs(), metrics, SkipDiscardedValues()]
     if progress:
         callbacks.append(ProgressCallback(config.budget_tokens, f"{config.algo} seed {config.seed}", metrics))
     interrupted = False

@@ -38,12 +38,9 @@ LORA_DEFAULTS: dict[str, Any] = {"r": 16, "lora_alpha": 32, "lora_dropout": 0.0}
 
 def shared_reference_model(name: str, dtype: str | None) -> tuple[Any, Any] | None:
     """The env reference model loaded by name in this process (``(model, tokenizer)``), if there is one."""
-    from textenv.env import _SHARED_MODELS
+    from textenv.model_cache import MODELS
 
-    for (spec, model_dtype, _device), pair in _SHARED_MODELS.items():
-        if spec.split("|")[0] == name and model_dtype == dtype:
-            return pair
-    return None
+    return MODELS.find(name, dtype)
 
 
 def transformer_blocks(model: nn.Module) -> nn.ModuleList:

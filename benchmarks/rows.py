@@ -186,6 +186,7 @@ def _rollout(
     model = PPO(LMPolicy, vec, n_steps=new_tokens, batch_size=batch * new_tokens, device=device,
                 rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs={"model": folder, **options})  # fmt: skip
     model.policy.set_training_mode(False)
+    model.policy.connect(vec)
     state = {"obs": vec.reset()}
 
     def run() -> int:
@@ -205,7 +206,7 @@ def _learn(
 ) -> tuple[Callable[[], int], Callable[[], dict[str, Any]]]:
     from stable_baselines3 import A2C, PPO
 
-    from agents import EpisodeRolloutBuffer, LMPolicy, SkipDiscardedValues
+    from agents import ConnectLogProbs, EpisodeRolloutBuffer, LMPolicy, SkipDiscardedValues
     from textenv.vector import make_vec_env
 
     kwargs = _env_kwargs(folder, prompts, new_tokens, prompt_tokens, device)
@@ -222,7 +223,7 @@ def _learn(
     tokens = batch * new_tokens
 
     def run() -> int:
-        model.learn(tokens, reset_num_timesteps=False, callback=SkipDiscardedValues())
+        model.learn(tokens, reset_num_timesteps=False, callback=[ConnectLogProbs(), SkipDiscardedValues()])
         return tokens
 
     def state() -> dict[str, Any]:

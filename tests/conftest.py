@@ -123,21 +123,11 @@ def restore_shared_models():
     ``LMPolicy`` without ``model=`` and the fused reference look a model up in that cache; a model left behind by
     an earlier test would make the result depend on the order the tests run in.
     """
-    from textenv.env import _SHARED_MODELS
+    from textenv.model_cache import MODELS
 
-    before = set(_SHARED_MODELS)
+    before = MODELS.keys()
     yield
-    for key in set(_SHARED_MODELS) - before:
-        del _SHARED_MODELS[key]
-
-
-@pytest.fixture(autouse=True)
-def _clear_logprob_board():
-    """The log-prob board is process-wide: no test may see another test's post."""
-    yield
-    from textenv.kl import clear_posted_logprobs
-
-    clear_posted_logprobs()
+    MODELS.forget(MODELS.keys() - before)
 
 
 @pytest.fixture(autouse=True, scope="session")

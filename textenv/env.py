@@ -22,7 +22,8 @@ from textenv.errors import (
     ResetNeededError,
     UnscoredEpisodeWarning,
 )
-from textenv.kl import UNLOGGED_POLICIES, LogProbMessage, UnloggedPolicy, make_kl_controller, posted_logprobs
+from textenv.kl import UNLOGGED_POLICIES, LogProbMessage, UnloggedPolicy, make_kl_controller
+from textenv.model_cache import MODELS
 from textenv.models import (
     DEFAULT_MODEL,
     check_tokenizer_fits,
@@ -37,18 +38,10 @@ __all__ = ["StepResult", "TextGenEnv"]
 
 ObsType = dict[str, np.ndarray]
 
-# Models loaded by name are shared by every env of the process (a DummyVecEnv of 8 envs holds one reference
-# model, not 8). They are frozen, so sharing is safe; each env keeps its own KV cache.
-_SHARED_MODELS: dict[tuple[str, str | None, str], tuple[Any, Any]] = {}
-
 
 def _shared_model(name: str, tokenizer: str | None, dtype: str | None, device: str) -> tuple[Any, Any]:
-    key = (f"{name}|{tokenizer}", dtype, device)
-    if key not in _SHARED_MODELS:
-        model, tok = load_model_and_tokenizer(name, dtype=dtype, device=device, tokenizer=tokenizer)
-        model.requires_grad_(False)
-        _SHARED_MODELS[key] = (model, tok)
-    return _SHARED_MODELS[key]
+    """A model loaded by name is shared by every env of the process (:data:`textenv.model_cache.MODELS`)."""
+    return MODELS.load(name, tokenizer=tokenizer, dtype=dtype, device=device)
 
 
 @dataclass(frozen=True)
@@ -490,30 +483,25 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         return token
 
     def _policy_logprob(self, token: int) -> tuple[float, str, LogProbMessage | None, int | None]:
-        """``(log π, source, message, row)``: from a direct message, the process board, or the fallback."""
-        window: np.ndarray | None = None
-        for message, direct in ((self._logprob_msg, True), (posted_logprobs(), False)):
-            if message is None:
-                continue
-            if window is None:
-                window = self._observation()["input_ids"]
-            row = message.row(window, token)
+        """``(log π, source, message, row)``: from the message sent with this step's action, or the fallback."""
+        message = self._logprob_msg
+        if message is not None:
+            row = message.row(self._observation()["input_ids"], token)
             if row is not None:
                 return float(message.logprobs[row]), "policy", message, row
-            if direct:
-                warnings.warn(
-                    "A log-prob message was sent to this env but no row matches its window and action; "
-                    "send the windows exactly as observed (obs['input_ids']).",
-                    stacklevel=4,
-                )
+            warnings.warn(
+                "A log-prob message was sent to this env but no row matches its window and action; "
+                "send the windows exactly as observed (obs['input_ids']).",
+                stacklevel=4,
+            )
         if self.unlogged_policy == "uniform":
             return -math.log(self.vocab_size), "uniform", None, None
         if self.unlogged_policy == "zero":
             return math.nan, "none", None, None
         raise KLChannelError(
             "This step came without the policy's log-probability and unlogged_policy='error': call "
-            "textenv.kl.send_logprobs(env, obs['input_ids'], actions, logprobs) (or post_logprobs) "
-            "before each step."
+            "textenv.kl.send_logprobs(env, obs['input_ids'], actions, logprobs) before each step (agents.LMPolicy "
+            "does, once connected to the env: learn with callback=agents.ConnectLogProbs())."
         )
 
     def _decode(self, ids: list[int], strip_stop: bool = True) -> str:

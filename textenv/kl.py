@@ -2,19 +2,21 @@
 
 The env pays ``-β·(log π(a_t|s_t) - log π_ref(a_t|s_t))`` at every step. It owns π_ref (a frozen model) and β,
 but it cannot know log π, the probability with which the *agent* chose ``a_t``. The agent tells it through the
-**log-prob channel**: after sampling actions for a batch of observations and before calling ``step``, the
-agent publishes the observed token windows, the sampled actions and their log-probabilities, in one of two
-ways:
+**log-prob channel**: with each batch of actions it sends a :class:`LogProbMessage` (the observed token windows,
+the sampled actions and their log-probabilities) *through the vector env*, so the message travels the way the
+actions do and reaches envs in this process, in ``SubprocVecEnv`` workers and in Ray actors alike. No
+module-level state is involved:
 
-- :func:`post_logprobs` puts the message on the process's board, where every env of this process looks. This
-  is what ``agents.LMPolicy`` does, so ``PPO(LMPolicy, env)`` needs no wiring with in-process envs (a single
-  env, ``DummyVecEnv``, ``SyncVectorEnv``). Each post replaces the previous one.
-- :func:`send_logprobs` delivers it to a given env or vector env, through ``env_method`` / ``call``, so it
-  reaches envs in worker processes (``SubprocVecEnv``, ``AsyncVectorEnv``) too.
+- a vector env that carries messages itself has a method ``send_logprobs(message)``
+  (:class:`textenv.vector.TextVecEnv`, :class:`textenv.ray_vec_env.RayVecEnv`); any other SB3 ``VecEnv`` (and
+  ``SubprocVecEnv``) gets it through ``env_method``, a Gymnasium vector env through ``call``;
+- :func:`send_logprobs` is the one call that does the right one of these, for any env or vector env;
+- ``agents.LMPolicy`` sends its message with every rollout step through the env it is connected to
+  (``agents.ConnectLogProbs``, a callback that ``textenv train`` and ``compare`` add, connects it).
 
-At ``step`` an env takes the row whose window and action match its own (a direct message first, then the
-board); matching by content rather than by row index is what lets one broadcast reach every sub-env in any
-order, with no bookkeeping of indices. A direct message is dropped at the env's next ``step`` or ``reset``.
+At ``step`` an env takes the row whose window and action match its own; matching by content rather than by row
+index is what lets one message reach every sub-env in any order, with no bookkeeping of indices. A message is
+dropped at the env's next ``step`` or ``reset``.
 
 When a step arrives with no matching message (a random agent, a plain SB3 policy that does not know the
 channel), the env's ``unlogged_policy`` decides what ``log π`` means:
@@ -30,14 +32,16 @@ channel), the env's ``unlogged_policy`` decides what ``log π`` means:
 The env scores ``log π_ref`` itself, with its own reference model. One exception saves a forward pass per
 step: an agent whose policy is built on the env's reference weights (a LoRA adapter over them, or the top blocks
 trained and the rest shared, as ``agents.LMPolicy`` with ``lora=...`` or ``trainable_layers=...`` builds) can
-score π_ref in its own batched forward, and post those values with ``ref_logprobs=`` and ``reference=`` the env's
-model object. An env takes them only when ``reference`` is its own model; otherwise it scores π_ref itself.
+score π_ref in its own batched forward, and send those values with ``ref_logprobs=`` and ``reference=`` the env's
+model object. An env takes them only when ``reference`` is its own model (which only an env of the agent's own
+process can have); otherwise it scores π_ref itself.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -51,10 +55,9 @@ __all__ = [
     "KLController",
     "LogProbMessage",
     "UnloggedPolicy",
-    "clear_posted_logprobs",
+    "channel_of",
+    "logprob_message",
     "make_kl_controller",
-    "post_logprobs",
-    "posted_logprobs",
     "send_logprobs",
 ]
 
@@ -167,10 +170,7 @@ class LogProbMessage:
         return None
 
 
-_board: list[LogProbMessage | None] = [None]
-
-
-def post_logprobs(
+def logprob_message(
     input_ids: Any,
     actions: Any,
     logprobs: Any,
@@ -178,40 +178,34 @@ def post_logprobs(
     *,
     ref_logprobs: Any = None,
     reference: Any = None,
-) -> None:
-    """Publish ``log π`` of the actions about to be taken to every env of this process.
+) -> LogProbMessage:
+    """A checked :class:`LogProbMessage` of one step.
 
     Args:
         input_ids: The observed ``input_ids`` windows, shape ``(n, window)`` (or ``(window,)``).
         actions: The sampled token ids, shape ``(n,)``.
         logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
-        attention_mask: The observed ``attention_mask`` windows (optional; lets the envs batch π_ref).
+        attention_mask: The observed ``attention_mask`` windows (optional; lets the envs of one process score
+            π_ref of every row in one batched forward).
         ref_logprobs: ``log π_ref(action | window)`` for each row, when the agent scored the reference itself
             with the very weights of the env's reference model (see the module docstring).
         reference: The env reference model (the object) that ``ref_logprobs`` come from. An env uses
             ``ref_logprobs`` only when this is its own model, and scores π_ref itself otherwise.
+
+    Raises:
+        ConfigError: The rows do not line up, or ``ref_logprobs`` come without their ``reference``.
     """
     message = _message(input_ids, actions, logprobs, attention_mask)
-    if ref_logprobs is not None:
-        refs = np.asarray(ref_logprobs, dtype=np.float64).reshape(-1)
-        if reference is None:
-            raise ConfigError("ref_logprobs=... needs reference=<the env's reference model that scored them>.")
-        if refs.shape != message.logprobs.shape:
-            raise ConfigError(
-                f"ref_logprobs need one value per row: {message.logprobs.shape[0]} rows, got {refs.shape[0]} values."
-            )
-        message = dataclasses.replace(message, ref_logprobs=refs, reference=reference)
-    _board[0] = message
-
-
-def posted_logprobs() -> LogProbMessage | None:
-    """The latest message of :func:`post_logprobs` in this process, or ``None``."""
-    return _board[0]
-
-
-def clear_posted_logprobs() -> None:
-    """Take the posted message down (e.g. when a policy's weights change)."""
-    _board[0] = None
+    if ref_logprobs is None:
+        return message
+    refs = np.asarray(ref_logprobs, dtype=np.float64).reshape(-1)
+    if reference is None:
+        raise ConfigError("ref_logprobs=... needs reference=<the env's reference model that scored them>.")
+    if refs.shape != message.logprobs.shape:
+        raise ConfigError(
+            f"ref_logprobs need one value per row: {message.logprobs.shape[0]} rows, got {refs.shape[0]} values."
+        )
+    return dataclasses.replace(message, ref_logprobs=refs, reference=reference)
 
 
 def _message(input_ids: Any, actions: Any, logprobs: Any, attention_mask: Any = None) -> LogProbMessage:
@@ -229,22 +223,51 @@ def _message(input_ids: Any, actions: Any, logprobs: Any, attention_mask: Any = 
     return LogProbMessage(ids, acts, lps, mask)
 
 
-def send_logprobs(env: Any, input_ids: Any, actions: Any, logprobs: Any) -> None:
+def send_logprobs(
+    env: Any,
+    input_ids: Any,
+    actions: Any = None,
+    logprobs: Any = None,
+    attention_mask: Any = None,
+    *,
+    ref_logprobs: Any = None,
+    reference: Any = None,
+) -> None:
     """Tell the env(s) the log-probabilities of the actions the agent is about to take.
 
-    Call it once per step, after sampling and before ``step``. Works with a single env (wrapped or not),
-    stable-baselines3's ``VecEnv`` (through ``env_method``) and Gymnasium's ``VectorEnv`` (through ``call``).
+    Call it once per step, after sampling and before ``step``. Works with a single env (wrapped or not), any
+    stable-baselines3 ``VecEnv`` (its own ``send_logprobs`` where it has one, else ``env_method``, which reaches
+    ``SubprocVecEnv`` workers), Ray actors (:class:`textenv.ray_vec_env.RayVecEnv`) and Gymnasium's ``VectorEnv``
+    (``call``).
 
     Args:
         env: The env or vector env that will receive the actions.
-        input_ids: The observed ``input_ids`` windows, shape ``(n, window)`` (or ``(window,)`` for one env).
-        actions: The sampled token ids, shape ``(n,)``.
-        logprobs: ``log π(action | window)`` for each row, shape ``(n,)``.
+        input_ids: The observed ``input_ids`` windows, shape ``(n, window)`` (or ``(window,)`` for one env); or
+            a ready :class:`LogProbMessage` (then leave the other arguments out).
+        actions, logprobs, attention_mask, ref_logprobs, reference: As for :func:`logprob_message`.
     """
-    message = _message(input_ids, actions, logprobs)
-    if hasattr(env, "env_method"):  # stable-baselines3 VecEnv
-        env.env_method(RECORD_METHOD, message)
-    elif hasattr(env, "call") and hasattr(env, "num_envs"):  # gymnasium.vector.VectorEnv
-        env.call(RECORD_METHOD, message)
+    if isinstance(input_ids, LogProbMessage):
+        message = input_ids
     else:
-        env.unwrapped.record_policy_logprobs(message)
+        message = logprob_message(
+            input_ids, actions, logprobs, attention_mask, ref_logprobs=ref_logprobs, reference=reference
+        )
+    channel_of(env)(message)
+
+
+def channel_of(env: Any) -> Callable[[LogProbMessage], None]:
+    """The function that delivers a :class:`LogProbMessage` to every sub-env of ``env`` (see :func:`send_logprobs`)."""
+    own = getattr(env, "send_logprobs", None)  # SB3's VecEnvWrapper forwards it from the env it wraps
+    if callable(own):
+        return own
+    if hasattr(env, "env_method"):  # any stable-baselines3 VecEnv: DummyVecEnv, SubprocVecEnv, ...
+        return lambda message: env.env_method(RECORD_METHOD, message)
+    if hasattr(env, "call") and hasattr(env, "num_envs"):  # gymnasium.vector.VectorEnv
+        return lambda message: env.call(RECORD_METHOD, message)
+    base = getattr(env, "unwrapped", env)
+    if not hasattr(base, RECORD_METHOD):
+        raise ConfigError(
+            f"{type(env).__name__} cannot take log-prob messages: give a textenv env, a vector env of them "
+            "(textenv.vector.make_vec_env, SB3's DummyVecEnv/SubprocVecEnv, gymnasium's vector envs) or a RayVecEnv."
+        )
+    return getattr(base, RECORD_METHOD)

@@ -4,7 +4,9 @@
 :class:`TextVecEnv` first asks every sub-env whether its action ends its episode
 (:meth:`~textenv.env.TextGenEnv.preview`), scores all the episodes that end in this step with one call of
 the shared reward model, hands the scores back, and only then steps the envs through their wrappers (a
-``Monitor`` still sees every step). Gymnasium's vector envs and ``SubprocVecEnv`` work too, scoring per env.
+``Monitor`` still sees every step). Gymnasium's vector envs and ``SubprocVecEnv`` work too, scoring per env. The
+agent's log-prob message of each step reaches the sub-envs through :meth:`TextVecEnv.send_logprobs` (in other vector
+envs, through ``env_method``; see :mod:`textenv.kl`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv
 from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 
 from textenv.errors import ConfigError
+from textenv.kl import LogProbMessage
 from textenv.registration import make
 
 __all__ = ["TextVecEnv", "make_vec_env"]
@@ -33,6 +36,11 @@ class TextVecEnv(DummyVecEnv):
 
     def __init__(self, env_fns: list[Callable[[], gym.Env[Any, Any]]]) -> None:
         super().__init__(env_fns)
+
+    def send_logprobs(self, message: LogProbMessage) -> None:
+        """Hand the agent's log-prob message of the coming step to every sub-env (see :mod:`textenv.kl`)."""
+        for env in self.envs:
+            env.unwrapped.record_policy_logprobs(message)  # type: ignore[attr-defined]
 
     def step_wait(self) -> VecEnvStepReturn:
         """Score the episodes that this step ends in one batch, then step every env."""

@@ -20,8 +20,10 @@ def _ppo(vec, policy_kwargs):
     # The toy reward is 0 for most short completions and π starts equal to π_ref: the entropy bonus moves it.
     # The model is named (the toy env's unless given), not looked up among the models other tests left behind.
     policy_kwargs = {"model": TOY_MODEL, **policy_kwargs}
-    return PPO(LMPolicy, vec, n_steps=8, batch_size=8, n_epochs=2, seed=0, device="cpu", learning_rate=3e-2,
-               ent_coef=0.05, rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs=policy_kwargs)  # fmt: skip
+    model = PPO(LMPolicy, vec, n_steps=8, batch_size=8, n_epochs=2, seed=0, device="cpu", learning_rate=3e-2,
+                ent_coef=0.05, rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs=policy_kwargs)  # fmt: skip
+    model.policy.connect(model.get_env())  # the log-prob channel (ConnectLogProbs does this in learn)
+    return model
 
 
 def _reference_logprobs(model, obs, actions):

@@ -8,6 +8,7 @@ import torch
 from stable_baselines3 import A2C, PPO
 
 from agents.buffer import EpisodeRolloutBuffer
+from agents.callbacks import ConnectLogProbs
 from agents.policy import SEGMENT_KEY, LMPolicy
 from textenv.errors import ConfigError
 from textenv.kv_cache import WindowKVCache
@@ -23,7 +24,9 @@ def _ppo(vec, **kwargs):
     defaults = {"n_steps": 12, "batch_size": 12, "n_epochs": 1, "seed": 0, "device": "cpu"}
     defaults.update(kwargs)
     defaults["policy_kwargs"] = {**TOY, **defaults.get("policy_kwargs", {})}
-    return PPO(LMPolicy, vec, rollout_buffer_class=EpisodeRolloutBuffer, **defaults)
+    model = PPO(LMPolicy, vec, rollout_buffer_class=EpisodeRolloutBuffer, **defaults)
+    model.policy.connect(model.get_env())  # the log-prob channel (ConnectLogProbs does this in learn)
+    return model
 
 
 @pytest.mark.parametrize(("temperature", "top_k"), [(1.0, None), (0.7, None), (1.3, 5)])
@@ -87,9 +90,25 @@ def test_one_pass_episode_evaluation_matches_the_rollout():
         torch.testing.assert_close(entropy, entropy2, atol=1e-4, rtol=0)
 
 
-def test_episode_return_under_ppo_rollouts_is_rm_score_minus_beta_sum_kl():
-    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=4, kl_coef=0.3,
-                       unlogged_policy="error")  # fmt: skip
+def _subproc_vec_env(**kwargs):
+    """Two toy envs in worker processes: the log-probs must cross a process boundary with the actions."""
+    import gymnasium as gym
+    from stable_baselines3.common.monitor import Monitor
+    from stable_baselines3.common.vec_env import SubprocVecEnv
+
+    def thunk():
+        return Monitor(gym.make("textenv:textenv/Toy-v0", **kwargs))
+
+    vec = SubprocVecEnv([thunk, thunk], start_method="forkserver")
+    vec.seed(0)
+    return vec
+
+
+@pytest.mark.parametrize("where", ["this process", "subprocesses"])
+def test_episode_return_under_ppo_rollouts_is_rm_score_minus_beta_sum_kl(where):
+    kwargs = {"max_new_tokens": 4, "kl_coef": 0.3, "unlogged_policy": "error"}
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, **kwargs) if where == "this process" else (
+        _subproc_vec_env(**kwargs))  # fmt: skip
     # The toy reward is 0 for almost every 4-token completion and the policy starts equal to the reference
     # (KL exactly 0), so the entropy bonus is what moves the policy away from the reference.
     model = _ppo(vec, n_steps=8, batch_size=8, learning_rate=1e-3, ent_coef=0.05)
@@ -110,6 +129,19 @@ def test_episode_return_under_ppo_rollouts_is_rm_score_minus_beta_sum_kl():
     for info in episodes:
         assert info["episode"]["r"] == pytest.approx(info["rm_score"] - info["kl_coef"] * info["kl_sum"], abs=1e-5)
     assert any(abs(info["kl_sum"]) > 1e-4 for info in episodes)  # the policy moved away from the reference
+    vec.close()
+
+
+def test_an_unconnected_policy_refuses_to_roll_out_and_names_the_fix():
+    import textenv.kl
+    from textenv.errors import KLChannelError
+
+    vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, max_new_tokens=4)
+    model = PPO(LMPolicy, vec, n_steps=4, batch_size=8, seed=0, device="cpu", policy_kwargs=TOY)
+    with pytest.raises(KLChannelError, match=r"callback=agents\.ConnectLogProbs\(\)"):
+        model.learn(8)
+    model.learn(8, callback=ConnectLogProbs())  # connected at training start: it runs
+    assert not hasattr(textenv.kl, "post_logprobs")  # no process-wide board carries log-probs any more
 
 
 def test_a_policy_whose_vocabulary_does_not_fit_the_env(tiny_gpt2_bpe_dir):
@@ -131,7 +163,7 @@ def test_a2c_runs_with_the_same_policy_and_buffer():
     model = A2C(LMPolicy, vec, n_steps=8, seed=0, device="cpu", rollout_buffer_class=EpisodeRolloutBuffer,
                 use_rms_prop=False, policy_kwargs=TOY)  # fmt: skip
     before = [p.detach().clone() for p in model.policy.parameters()]
-    model.learn(32)
+    model.learn(32, callback=ConnectLogProbs())
     after = list(model.policy.parameters())
     assert all(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
 
@@ -233,11 +265,11 @@ def test_announced_values_are_skipped_only_for_the_announced_observations():
 _SAVE = """
 import sys, numpy as np, torch
 from stable_baselines3 import PPO
-from agents import LMPolicy
+from agents import ConnectLogProbs, LMPolicy
 from textenv.vector import make_vec_env
 vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, model=sys.argv[1])
 model = PPO(LMPolicy, vec, n_steps=4, batch_size=8, n_epochs=1, learning_rate=1e-2, seed=0, device="cpu")
-model.learn(8)  # the saved weights differ from the folder's
+model.learn(8, callback=ConnectLogProbs())  # the saved weights differ from the folder's
 model.save(sys.argv[2])
 obs = vec.reset()
 with torch.no_grad():

@@ -24,7 +24,9 @@ def _ppo(vec, policy_kwargs, **kwargs):
     defaults.update(kwargs)
     # The model is named, not looked up among the models other tests left in the process (order independence).
     policy_kwargs = {"model": TOY_MODEL, **policy_kwargs}
-    return PPO(LMPolicy, vec, rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs=policy_kwargs, **defaults)
+    model = PPO(LMPolicy, vec, rollout_buffer_class=EpisodeRolloutBuffer, policy_kwargs=policy_kwargs, **defaults)
+    model.policy.connect(model.get_env())  # the log-prob channel (ConnectLogProbs does this in learn)
+    return model
 
 
 def _logprobs(model, ids, mask):

@@ -250,21 +250,21 @@ def test_reward_meta_comes_from_the_prompt_record(tiny_lm_dir):
 
 
 def test_reference_logprobs_from_the_agent_are_used_only_for_the_envs_own_model(env):
-    from textenv.kl import post_logprobs
+    from textenv.kl import send_logprobs
 
     obs, _ = env.reset(seed=0)
-    post_logprobs(obs["input_ids"], [4], [-0.5], obs["attention_mask"], ref_logprobs=[-7.0], reference=object())
+    send_logprobs(env, obs["input_ids"], [4], [-0.5], obs["attention_mask"], ref_logprobs=[-7.0], reference=object())
     _, _, _, _, info = env.step(4)
     assert info["ref_logprob"] != pytest.approx(-7.0)  # another model's values: the env scored π_ref itself
     obs = env.unwrapped._observation()
-    post_logprobs(obs["input_ids"], [5], [-0.5], obs["attention_mask"], ref_logprobs=[-7.0], reference=env.model)
+    send_logprobs(env, obs["input_ids"], [5], [-0.5], obs["attention_mask"], ref_logprobs=[-7.0], reference=env.model)
     _, _, _, _, info = env.step(5)
     assert info["ref_logprob"] == pytest.approx(-7.0)
     assert info["kl"] == pytest.approx(-0.5 + 7.0)
     with pytest.raises(textenv.errors.ConfigError, match="reference"):
-        post_logprobs(obs["input_ids"], [5], [-0.5], ref_logprobs=[-7.0])
+        send_logprobs(env, obs["input_ids"], [5], [-0.5], ref_logprobs=[-7.0])
     with pytest.raises(textenv.errors.ConfigError, match="one value per row"):
-        post_logprobs(obs["input_ids"], [5], [-0.5], ref_logprobs=[-7.0, -1.0], reference=env.model)
+        send_logprobs(env, obs["input_ids"], [5], [-0.5], ref_logprobs=[-7.0, -1.0], reference=env.model)
 
 
 def test_episodes_cut_by_time_limit_are_unscored_and_say_so_once():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from textenv.kl import post_logprobs
+from textenv.kl import send_logprobs
 from textenv.sampler import LMSampler
 from textenv.vector import TextVecEnv, make_vec_env
 
@@ -48,13 +48,13 @@ def test_batched_and_single_scoring_give_the_same_rewards():
         np.testing.assert_allclose(r, expected, atol=1e-6)
 
 
-def test_the_process_board_reaches_every_env_of_a_dummy_vec_env():
+def test_a_message_sent_through_the_vec_env_reaches_every_sub_env():
     vec = make_vec_env("textenv/Toy-v0", n_envs=3, seed=1, max_new_tokens=2, unlogged_policy="error")
     sampler = LMSampler(vec.envs[0].unwrapped.model, temperature=1.5, seed=0)
     obs = vec.reset()
     for _ in range(4):
         actions, logprobs = sampler.act(obs)
-        post_logprobs(obs["input_ids"], actions, logprobs)
+        send_logprobs(vec, obs["input_ids"], actions, logprobs)
         obs, _, _, infos = vec.step(actions)
         assert {info["kl_source"] for info in infos} == {"policy"}
         for info, lp in zip(infos, logprobs, strict=True):
