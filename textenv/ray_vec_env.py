@@ -18,7 +18,9 @@ The env actors never load the reward model: their envs are built with a placehol
 **The log-prob channel.** :meth:`RayVecEnv.send_logprobs` (or :func:`textenv.kl.send_logprobs`, which goes
 through ``env_method``) holds the message in the driver; the next step ships each actor the rows of its own
 sub-envs with its actions. Only ``log π`` travels: log π_ref values scored by the agent with *its* copy of the
-reference (``ref_logprobs``/``reference``) cannot name an actor's model, so the actor scores π_ref itself.
+reference (``ref_logprobs``/``reference``) cannot name an actor's model, so the actor scores π_ref itself. With
+attention masks in the message an actor scores π_ref for its own rows in one batched forward, so the values equal
+``TextVecEnv``'s (whose batch holds every row) up to float32 rounding; without masks they are equal bit for bit.
 
 **β.** The driver owns the KL controller. An adaptive β is updated from every sub-env's finished episodes, in
 sub-env order, and the new value reaches the actors with the next step; an episode that starts in the step
@@ -385,6 +387,7 @@ class RayVecEnv(VecEnv):
             f"({self._restarts[a]}/{self.max_restarts}). Its open episodes end as truncated (info['worker_lost']).",
             stacklevel=3,
         )
+        self._ray.kill(self._actors[a])  # it may only be unreachable for now: make sure it never comes back
         self._actors[a] = self._start_env_actor(slot)
         k = self._restarts[a]
         seeds = [None if self._base_seed is None else self._base_seed + i + k * self.num_envs for i in slot]

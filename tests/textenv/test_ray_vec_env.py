@@ -53,24 +53,33 @@ def remote(ray):
     vec.close()
 
 
-def _logprob_message(obs, actions, rng):
-    return LogProbMessage(obs["input_ids"].copy(), np.asarray(actions), -rng.uniform(0.1, 4.0, size=len(actions)))
+def _logprob_message(obs, actions, rng, masks):
+    """A message as an agent sends it; with the masks, the envs score π_ref for all rows in one batched forward."""
+    logprobs = -rng.uniform(0.1, 4.0, size=len(actions))
+    mask = obs["attention_mask"].copy() if masks else None
+    return LogProbMessage(obs["input_ids"].copy(), np.asarray(actions), logprobs, mask)
 
 
-def _same_infos(ray_infos, local_infos):
+def _same_infos(ray_infos, local_infos, exact):
     keys = ("rm_score", "kl", "logprob", "ref_logprob", "kl_sum", "kl_source", "completion", "end_reason",
             "TimeLimit.truncated", "n_tokens")  # fmt: skip
     for got, want in zip(ray_infos, local_infos, strict=True):
-        assert {k: got.get(k) for k in keys} == {k: want.get(k) for k in keys}
+        expected = {k: want.get(k) for k in keys}
+        if not exact:  # π_ref from a batched forward over other rows: the same up to float32 rounding
+            expected.update({k: pytest.approx(want[k], abs=1e-5) for k in ("kl", "ref_logprob", "kl_sum") if k in want})
+        assert {k: got.get(k) for k in keys} == expected
         assert ("terminal_observation" in got) == ("terminal_observation" in want)
         if "terminal_observation" in want:
             for key, value in want["terminal_observation"].items():
                 np.testing.assert_array_equal(got["terminal_observation"][key], value)
         if "episode" in want:  # Monitor's return and length ("t" is a wall-clock time)
-            assert (got["episode"]["r"], got["episode"]["l"]) == (want["episode"]["r"], want["episode"]["l"])
+            r = want["episode"]["r"] if exact else pytest.approx(want["episode"]["r"], abs=1e-5)
+            assert (got["episode"]["r"], got["episode"]["l"]) == (r, want["episode"]["l"])
 
 
 def test_rollouts_equal_text_vec_env_for_the_same_seeds_actions_and_logprobs(remote):
+    # Five steps with messages as textenv.kl.send_logprobs builds them (no masks: each env scores π_ref alone),
+    # then five with masks (one batched π_ref forward per actor, over its own rows; all rows in TextVecEnv).
     local = make_vec_env("textenv/Toy-v0", 3, seed=7, reward=WordsAndBatch(), **SETTINGS)
     assert len(remote.actors) == 2
     assert remote.observation_space == local.observation_space
@@ -84,17 +93,20 @@ def test_rollouts_equal_text_vec_env_for_the_same_seeds_actions_and_logprobs(rem
         for key in obs_l:
             np.testing.assert_array_equal(obs_r[key], obs_l[key])
         actions = rng.integers(1, 70, size=3)  # 1 is the EOS token: some episodes end early
-        message = _logprob_message(obs_l, actions, rng)
-        if t % 2:  # both ways into the channel: the method, and textenv.kl.send_logprobs (env_method)
+        masks = t >= 5
+        message = _logprob_message(obs_l, actions, rng, masks)
+        if t % 2:  # every way into the channel: the method, textenv.kl.send_logprobs, and env_method (which it uses)
             remote.send_logprobs(message)
-        else:
+        elif not masks:
             send_logprobs(remote, message.input_ids, message.actions, message.logprobs)
-        send_logprobs(local, message.input_ids, message.actions, message.logprobs)
+        else:
+            remote.env_method("record_policy_logprobs", message)
+        local.env_method("record_policy_logprobs", message)
         obs_r, rew_r, done_r, info_r = remote.step(actions)
         obs_l, rew_l, done_l, info_l = local.step(actions)
-        np.testing.assert_array_equal(rew_r, rew_l)
+        np.testing.assert_allclose(rew_r, rew_l, rtol=0, atol=0 if not masks else 1e-6)
         np.testing.assert_array_equal(done_r, done_l)
-        _same_infos(info_r, info_l)
+        _same_infos(info_r, info_l, exact=not masks)
         assert remote.reset_infos == local.reset_infos
         assert {info["kl_source"] for info in info_r} == {"policy"}
         # One reward call scored the episodes that ended in this step, whichever actor holds them.
