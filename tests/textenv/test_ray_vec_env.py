@@ -285,3 +285,17 @@ def test_the_reward_actor_resolves_the_reward_as_the_env_does():
     summarize = _build_reward("textenv/Summarize-v0", {"model": "textenv/toy-gpt2", "max_prompt_tokens": 24,
                                                        "max_new_tokens": 8}, None)  # fmt: skip
     assert "rouge" in summarize.name
+
+
+def test_bad_arguments_fail_before_any_actor_starts():
+    from textenv.errors import ConfigError, UnknownEnvError
+    from textenv.ray_vec_env import RayVecEnv
+
+    with pytest.raises(ConfigError, match="n_envs must be an integer ≥ 1; got 0"):
+        RayVecEnv("textenv/Toy-v0", 0)
+    with pytest.raises(ConfigError, match="envs_per_actor"):
+        RayVecEnv("textenv/Toy-v0", 2, envs_per_actor=True)
+    with pytest.raises(ConfigError, match="reward_num_gpus must be a number ≥ 0; got -1"):
+        RayVecEnv("textenv/Toy-v0", 2, reward_num_gpus=-1)
+    with pytest.raises(UnknownEnvError, match="Did you mean: textenv/Toy-v0"):
+        RayVecEnv("textenv/Toyy-v0", 2)
