@@ -176,16 +176,31 @@ def test_get_attr_env_method_and_env_is_wrapped_reach_the_sub_envs(remote):
 
 
 def test_killed_actors_are_replaced_and_their_episodes_end_as_truncated(ray):
+    from textenv.kl import AdaptiveKLController
     from textenv.ray_vec_env import RayVecEnv
 
-    vec = RayVecEnv("textenv/Toy-v0", 2, seed=3, max_new_tokens=4, max_restarts=2, **SMALL)
+    # An adaptive β too: the driver's controller follows every finished episode, in sub-env order.
+    beta = {"kl_coef": 0.5, "target_kl": 0.01, "kl_horizon": 4.0}
+    vec = RayVecEnv("textenv/Toy-v0", 2, seed=3, max_new_tokens=4, max_restarts=2, **beta, **SMALL)
+    expected = AdaptiveKLController(0.5, 0.01, 4.0)
+
+    def step(actions):
+        before = vec.kl_controller.value
+        obs, rewards, dones, infos = vec.step(np.array(actions))
+        for i in range(2):
+            if dones[i] and "kl_sum" in infos[i]:
+                expected.update(infos[i]["kl_sum"], 1)
+                assert vec.reset_infos[i]["kl_coef"] == before  # a new episode takes the β sent with its step
+        assert vec.kl_controller.value == expected.value
+        return obs, rewards, dones, infos
+
     try:
         obs = vec.reset()
-        obs, _, _, _ = vec.step(np.array([3, 4]))
+        obs, _, _, _ = step([3, 4])
         dead = vec.actors[0]
         ray.kill(dead)  # between two steps
         with pytest.warns(UserWarning, match=r"actor of sub-envs \[0\] died"):
-            new_obs, rewards, dones, infos = vec.step(np.array([5, 6]))
+            new_obs, rewards, dones, infos = step([5, 6])
         assert vec.actors[0] is not dead
         assert (dones[0], rewards[0]) == (True, 0.0)
         assert (infos[0]["worker_lost"], infos[0]["TimeLimit.truncated"]) == (True, True)
@@ -193,7 +208,7 @@ def test_killed_actors_are_replaced_and_their_episodes_end_as_truncated(ray):
         assert new_obs["completion_start"][0, 0] == vec.observation_space["completion_start"].high[0]  # a new episode
         # The other actor's sub-env stepped as usual, and the replaced one goes on from its new episode.
         assert (dones[1], infos[1]["n_tokens"], "worker_lost" in infos[1]) == (False, 2, False)
-        _, _, dones, infos = vec.step(np.array([5, 6]))
+        _, _, dones, infos = step([5, 6])
         assert (infos[0]["n_tokens"], "worker_lost" in infos[0]) == (1, False)
         assert infos[1]["n_tokens"] == 3
 
@@ -204,14 +219,17 @@ def test_killed_actors_are_replaced_and_their_episodes_end_as_truncated(ray):
         assert (infos[0]["n_tokens"], dones[1], infos[1]["worker_lost"]) == (2, True, True)
 
         ray.kill(vec.reward_actor)
-        vec.step(np.array([3, 4]))
+        step([3, 4])
         with pytest.warns(UserWarning, match="reward actor died"):
-            _, _, dones, infos = vec.step(np.array([3, 4]))  # sub-env 0's episode ends and is scored
+            _, _, dones, infos = step([3, 4])  # sub-env 0's episode ends and is scored
         assert (dones[0], "rm_score" in infos[0]) == (True, True)
+        for _ in range(4):
+            step([3, 4])
+        assert expected.value != 0.5  # β moved
 
         ray.kill(vec.actors[0])
         with pytest.warns(UserWarning, match="replaced it \\(2/2\\)"):
-            vec.step(np.array([3, 4]))
+            step([3, 4])
         ray.kill(vec.actors[0])
         with pytest.raises(RayWorkerLostError, match="max_restarts=2"):
             vec.step(np.array([3, 4]))
@@ -267,3 +285,17 @@ def test_the_reward_actor_resolves_the_reward_as_the_env_does():
     summarize = _build_reward("textenv/Summarize-v0", {"model": "textenv/toy-gpt2", "max_prompt_tokens": 24,
                                                        "max_new_tokens": 8}, None)  # fmt: skip
     assert "rouge" in summarize.name
+
+
+def test_bad_arguments_fail_before_any_actor_starts():
+    from textenv.errors import ConfigError, UnknownEnvError
+    from textenv.ray_vec_env import RayVecEnv
+
+    with pytest.raises(ConfigError, match="n_envs must be an integer ≥ 1; got 0"):
+        RayVecEnv("textenv/Toy-v0", 0)
+    with pytest.raises(ConfigError, match="envs_per_actor"):
+        RayVecEnv("textenv/Toy-v0", 2, envs_per_actor=True)
+    with pytest.raises(ConfigError, match="reward_num_gpus must be a number ≥ 0; got -1"):
+        RayVecEnv("textenv/Toy-v0", 2, reward_num_gpus=-1)
+    with pytest.raises(UnknownEnvError, match="Did you mean: textenv/Toy-v0"):
+        RayVecEnv("textenv/Toyy-v0", 2)
