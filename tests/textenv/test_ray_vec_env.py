@@ -6,7 +6,6 @@ skipped when Ray is not installed.
 
 from __future__ import annotations
 
-import os
 import socket
 import sys
 
@@ -20,10 +19,6 @@ from textenv.vector import make_vec_env
 # Fractions of a CPU, so that the env actors and the reward actor fit the two CPUs of the test cluster.
 SMALL = {"num_cpus": 0.25, "reward_num_cpus": 0.25}
 SETTINGS = {"max_new_tokens": 3, "unlogged_policy": "error"}
-
-# Ray's own switch to keep every address of a one-machine cluster on loopback (it is read when Ray is imported).
-os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
 
 
 @pytest.fixture(scope="module")
@@ -118,24 +113,10 @@ def test_rollouts_equal_text_vec_env_for_the_same_seeds_actions_and_logprobs(rem
 def test_ppo_with_lm_policy_learns_on_a_ray_vec_env(remote):
     from stable_baselines3 import PPO
     from stable_baselines3.common.callbacks import BaseCallback
-    from stable_baselines3.common.vec_env import VecEnvWrapper
 
     from agents.buffer import EpisodeRolloutBuffer
+    from agents.callbacks import ConnectLogProbs
     from agents.policy import LMPolicy
-    from textenv.kl import posted_logprobs
-
-    class ChannelFromBoard(VecEnvWrapper):
-        """Until LMPolicy sends its log-probs through the vec env, forward what it posts to the board."""
-
-        def step_async(self, actions):
-            self.venv.send_logprobs(posted_logprobs())
-            self.venv.step_async(actions)
-
-        def reset(self):
-            return self.venv.reset()
-
-        def step_wait(self):
-            return self.venv.step_wait()
 
     episodes = []
 
@@ -147,10 +128,12 @@ def test_ppo_with_lm_policy_learns_on_a_ray_vec_env(remote):
                     episodes.append(info)
             return True
 
-    model = PPO(LMPolicy, ChannelFromBoard(remote), n_steps=8, batch_size=8, n_epochs=1, seed=0, device="cpu",
+    model = PPO(LMPolicy, remote, n_steps=8, batch_size=8, n_epochs=1, seed=0, device="cpu",
                 learning_rate=1e-3, ent_coef=0.05, rollout_buffer_class=EpisodeRolloutBuffer,
                 policy_kwargs={"model": "textenv/toy-gpt2"})  # fmt: skip
-    model.learn(72, callback=Collect())  # three rollouts: the first is taken with the reference itself
+    model.learn(
+        72, callback=[ConnectLogProbs(), Collect()]
+    )  # log π travel with the actions to the actors  # three rollouts: the first is taken with the reference itself
     assert len(episodes) >= 6
     for info in episodes:
         assert info["episode"]["r"] == pytest.approx(info["rm_score"] - info["kl_coef"] * info["kl_sum"], abs=1e-5)
