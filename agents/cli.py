@@ -108,12 +108,42 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             out_dir=out,
             overrides={k: v for k, v in _overrides(args).items() if k != "budget_tokens" and v is not None} or None,
             progress=not args.no_progress,
+            ray=ray_options(args),
         )
     except KeyboardInterrupt:
         print(f"\ninterrupted: the report of the finished runs is in {out / 'report.md'}", file=sys.stderr)
         return 130
     print(f"report: {out / 'report.md'}")
     return 0
+
+
+def add_ray_flags(p: argparse.ArgumentParser) -> None:
+    """``--ray [ADDRESS]`` and the resources of each run, as ``compare``, ``demo`` and ``pipeline`` take them."""
+    p.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="train each (algo, seed) run as a Ray task: no ADDRESS = RAY_ADDRESS or a new local cluster; 'auto', "
+        "HOST:PORT or ray://HOST:PORT = that cluster",
+    )
+    p.add_argument("--storage", default=None, help="with --ray: a folder every worker can reach, for the run folders")
+    p.add_argument("--ray-cpus", type=float, default=1.0, help="with --ray: CPUs per run (default 1)")
+    p.add_argument("--ray-gpus", type=float, default=0.0, help="with --ray: GPUs per run (default 0)")
+
+
+def ray_options(args: argparse.Namespace) -> Any:
+    """The :class:`agents.ray_runs.RayOptions` of ``--ray`` and its flags, or ``None`` without ``--ray``."""
+    if args.ray is None:
+        if args.storage is not None:
+            from textenv.errors import ConfigError
+
+            raise ConfigError("--storage applies to runs on Ray: add --ray (and an address for a remote cluster).")
+        return None
+    from agents.ray_runs import RayOptions
+
+    return RayOptions(address=args.ray or None, storage=args.storage, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -147,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--algos", nargs="+", default=["ppo", "a2c"], help="algorithms to compare")
     p.add_argument("--seeds", type=int, default=2, help="number of seeds per algorithm")
     p.add_argument("--out", default="runs/compare", help="output folder (report.md, plots, one run per seed)")
+    add_ray_flags(p)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("demo", help="the main job: PPO vs A2C on textenv/Sentiment-v0 with SmolLM2-135M")
@@ -154,6 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", default=None, help="another model than SmolLM2-135M (hub id or local folder)")
     add_device_flag(p)
     p.add_argument("--precision", default=None, choices=["fp32", "bf16"], help="bf16: bfloat16 autocast on CUDA")
+    add_ray_flags(p)
     p.set_defaults(config=None, no_progress=False)
     return parser
 

@@ -18,6 +18,7 @@ import difflib
 import json
 import logging
 import math
+import shutil
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ import numpy as np
 import yaml
 
 from agents.config import ALGOS, TrainConfig, load_config
+from agents.ray_runs import RayOptions
 from agents.report import SummaryRow, summarize, write_report
 from textenv.errors import ConfigError
 
@@ -196,6 +198,7 @@ def compare(
     overrides: Mapping[str, Any] | None = None,
     progress: bool = True,
     resume: bool = True,
+    ray: RayOptions | None = None,
 ) -> ComparisonResult:
     """Train every algorithm on the same env, seeds and token budget, and write the comparison report.
 
@@ -211,6 +214,8 @@ def compare(
             ``algo``, ``seed`` or ``budget_tokens``, which the comparison sets).
         progress: Show a progress bar per run.
         resume: Reuse finished runs of the same config found in ``out_dir`` and resume interrupted ones.
+        ray: Train the runs as tasks of a Ray cluster (:mod:`agents.ray_runs`) instead of one after another
+            in this process; the report is the same.
 
     Returns:
         The runs, the summary rows and the path of ``report.md``.
@@ -260,7 +265,9 @@ def compare(
 
     algo, seed = names[0], seed_list[0]
     try:
-        for cfg, algo, seed in plan:
+        if ray is not None:
+            runs.extend(_run_on_ray(plan, out, resume, reused, notes, ray))
+        for cfg, algo, seed in plan if ray is None else ():
             runs.append(_run_one(training, cfg, out / algo / f"seed{seed}", resume, progress, reused, notes))
     except KeyboardInterrupt:
         _write_partial(
@@ -309,6 +316,46 @@ def _run_one(
         # A resumed run's history holds only the rollouts since the resume; metrics.csv holds them all.
         result = replace(result, history=_read_history(folder / "metrics.csv"))
     return result
+
+
+def _run_on_ray(
+    plan: Sequence[tuple[TrainConfig, str, int]],
+    out: Path,
+    resume: bool,
+    reused: list[Path],
+    notes: list[str],
+    options: RayOptions,
+) -> list[RunResult]:
+    """The runs of ``plan`` in order: finished ones read back, the others trained as Ray tasks."""
+    from agents.ray_runs import run_on_ray
+
+    runs: list[RunResult | None] = []
+    todo: list[tuple[int, TrainConfig, Path]] = []
+    for cfg, algo, seed in plan:
+        folder = out / algo / f"seed{seed}"
+        done = _finished(folder, cfg) if resume else None
+        if done is not None:
+            reused.append(folder)
+        else:
+            where = f"{algo} seed {seed}"
+            stale = (folder / "config.yaml").exists() and not _same_config(folder, cfg)
+            if stale:
+                notes.append(f"{where}: the config differs from the earlier run in its folder; retrained.")
+            if stale or not resume:  # a task resumes from any checkpoint it finds: none of another config
+                shutil.rmtree(folder, ignore_errors=True)
+            elif (folder / "checkpoint" / "model.zip").exists():
+                notes.append(f"{where}: resumed from the checkpoint of an interrupted earlier run.")
+            todo.append((len(runs), cfg, folder))
+        runs.append(done)
+    trained = run_on_ray([(cfg, folder) for _, cfg, folder in todo], options)
+    for (i, _, folder), result in zip(todo, trained, strict=True):
+        runs[i] = replace(result, history=_read_history(folder / "metrics.csv"))  # all rollouts, resumed or not
+    notes.append(
+        f"Trained on Ray: {len(todo)} runs as tasks ({options.num_cpus:g} CPU, {options.num_gpus:g} GPU each)"
+        + (f", run folders in {options.storage} while training" if options.storage else "")
+        + "."
+    )
+    return [run for run in runs if run is not None]
 
 
 def _write_partial(finish: Callable[[Sequence[str]], Path], note: str) -> None:

@@ -24,6 +24,11 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
+# Ray's own switch that keeps every address of a one-machine cluster on loopback (127.0.0.1), read when Ray is
+# imported; and no runtime environments fetched for the workers. Set here, before any test imports Ray.
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
+os.environ["RAY_ENABLE_UV_RUN_RUNTIME_ENV"] = "0"
+
 # The user's cache, kept for the real model only; every other cached artifact goes to a throwaway folder.
 # Set at import, not in a fixture, so that subprocesses started by tests inherit it too.
 _USER_CACHE = Path(os.environ.get("TEXTENV_CACHE") or Path("~", ".cache", "textenv")).expanduser()

@@ -21,11 +21,15 @@ __all__ = [
     "InvalidActionError",
     "InvalidRewardOutputError",
     "KLChannelError",
+    "MissingExtraError",
     "ModelLoadError",
     "PromptError",
     "PromptSourceError",
+    "RayAddressError",
+    "RayWorkerLostError",
     "ResetNeededError",
     "RewardError",
+    "ScoreMissingError",
     "TextEnvError",
     "TokenizerMismatchError",
     "UnknownEnvError",
@@ -79,6 +83,22 @@ class IncompatibleVersionsError(TextEnvError, ImportError):
 
 class EnvCheckError(TextEnvError, AssertionError):
     """``textenv.testing.check_text_env`` found an env that breaks the contract."""
+
+
+class MissingExtraError(TextEnvError, ImportError):
+    """An optional dependency is not installed; the message names the extra that brings it."""
+
+
+class RayAddressError(TextEnvError, ConnectionError):
+    """A Ray address is malformed, or no Ray cluster answers there."""
+
+
+class RayWorkerLostError(TextEnvError, RuntimeError):
+    """A Ray actor of a ``RayVecEnv`` died more often than ``max_restarts`` allows."""
+
+
+class ScoreMissingError(TextEnvError, RuntimeError):
+    """A sub-env whose episodes are scored elsewhere (a ``RayVecEnv``'s reward actor) ended without a score."""
 
 
 class UnscoredEpisodeWarning(UserWarning):
