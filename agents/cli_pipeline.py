@@ -36,11 +36,12 @@ def _cmd_sft(args: argparse.Namespace) -> int:
 
 
 def _cmd_pipeline(args: argparse.Namespace) -> int:
+    from agents.cli import ray_options
     from agents.pipeline import load_pipeline_config, run_pipeline
 
     config = load_pipeline_config(args.config, name=args.name, runs_dir=args.runs_dir, device=args.device)
     try:
-        result = run_pipeline(config, force=args.force, progress=not args.no_progress)
+        result = run_pipeline(config, force=args.force, progress=not args.no_progress, ray=ray_options(args))
     except KeyboardInterrupt:
         print(
             f"\ninterrupted: finished stages are kept; run the same command again to go on. {config.root}/report.md",
@@ -93,5 +94,8 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--runs-dir", default=None, help="override the parent folder of the run folder")
     p.add_argument("--force", nargs="+", default=[], metavar="STAGE", help="run these stages again even if done")
     p.add_argument("--device", default=None, help="override the config's device: auto, cpu, cuda, cuda:N or mps")
+    from agents.cli import add_ray_flags
+
+    add_ray_flags(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.set_defaults(func=_cmd_pipeline)

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -62,6 +63,7 @@ def run_pipeline(
     force: Sequence[str] = (),
     progress: bool = True,
     say: Callable[[str], None] = print,
+    ray: Any = None,
 ) -> PipelineResult:
     """Run every stage of ``config`` that is not done yet, then write ``report.md``.
 
@@ -70,6 +72,7 @@ def run_pipeline(
         force: Stage names to run again even if done.
         progress: Show progress bars.
         say: Receives one-line status messages.
+        ray: :class:`agents.ray_runs.RayOptions`: train the RL stage's runs as Ray tasks.
 
     Raises:
         ConfigError: ``force`` names an unknown stage.
@@ -87,7 +90,7 @@ def run_pipeline(
     log = RunLog()
     started = time.perf_counter()
     try:
-        run_stages(plan(config), root, force=force, progress=progress, say=say, log=log)
+        run_stages(plan(config, ray), root, force=force, progress=progress, say=say, log=log)
     except BaseException as exc:
         note = f"Stopped by {type(exc).__name__} ({exc}); run the pipeline again to go on from the stage it was in."
         try:

@@ -165,7 +165,7 @@ def _rl_env(config: PipelineConfig, ctx: StageContext) -> dict[str, Any]:
     return extra
 
 
-def _rl(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
+def _rl(config: PipelineConfig, ctx: StageContext, ray: Any = None) -> tuple[dict[str, Any], dict[str, Any]]:
     from agents.checkpoint import export_policy
     from agents.compare import compare
 
@@ -185,6 +185,7 @@ def _rl(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dict
             "env_kwargs": rl.merged_env_kwargs(_rl_env(config, ctx)),
         },
         progress=ctx.progress,
+        ray=ray,
     )
     for run in result.runs:  # the tuned LMs as plain model folders, for evaluation and for users
         export_policy(run.out_dir)
@@ -229,8 +230,12 @@ def _evaluation(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, An
 # ----------------------------------------------------------------------------------------------------- plan
 
 
-def plan(config: PipelineConfig) -> list[Stage]:
-    """The stages of ``config``, in order, with the specs their hashes cover."""
+def plan(config: PipelineConfig, ray: Any = None) -> list[Stage]:
+    """The stages of ``config``, in order, with the specs their hashes cover.
+
+    ``ray`` (:class:`agents.ray_runs.RayOptions`) trains the RL stage's runs as Ray tasks; where they train is no
+    part of any hash.
+    """
     has_sft = config.sft is not None
     model: list[str | None] = [] if has_sft else [fingerprint(config.model)]  # else the sft stage's hash stands for it
     upstream = ("sft",) if has_sft else ()
@@ -257,7 +262,7 @@ def plan(config: PipelineConfig) -> list[Stage]:
     stages.append(Stage("reward_model", rm_spec, rm_inputs, lambda ctx: _reward_model(config, ctx)))
 
     rl_spec = {**dataclasses.asdict(config.rl), **prompts, "model": model}
-    stages.append(Stage("rl", rl_spec, ("reward_model", *upstream), lambda ctx: _rl(config, ctx), resumable=True))
+    stages.append(Stage("rl", rl_spec, ("reward_model", *upstream), lambda ctx: _rl(config, ctx, ray), resumable=True))
 
     ev = config.evaluation
     ev_spec = {**dataclasses.asdict(ev), "prompts": fingerprint(ev.prompts or config.prompts),

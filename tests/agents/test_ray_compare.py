@@ -22,7 +22,7 @@ ray = pytest.importorskip("ray")
 # which worker to kill.
 SETTINGS = {"env": "textenv/Toy-v0", "algos": ["ppo", "a2c"], "seeds": [0], "preset": "tiny"}
 OVERRIDES = {"checkpoint_every": 1, "eval_episodes": 2, "device": "cpu"}
-BUDGET = 1024
+BUDGET = 384
 
 
 @pytest.fixture(scope="module")
@@ -115,6 +115,8 @@ def test_ray_flags_and_bad_settings():
     args = build_parser().parse_args(["demo", "--ray", "auto"])
     assert ray_options(args).address == "auto"
     assert ray_options(build_parser().parse_args(["compare"])) is None
+    args = build_parser().parse_args(["pipeline", "--config", "p.yaml", "--ray", "ray://head:10001", "--ray-gpus", "1"])
+    assert ray_options(args) == RayOptions(address="ray://head:10001", num_gpus=1.0)
     with pytest.raises(ConfigError, match="--storage applies to runs on Ray"):
         ray_options(build_parser().parse_args(["compare", "--storage", "x"]))
     with pytest.raises(ConfigError, match="num_cpus > 0 or num_gpus > 0"):
