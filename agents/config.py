@@ -70,7 +70,13 @@ class TrainConfig:
     checkpoint_every: int = 4
     """Write a checkpoint every this many rollouts (and at the end, and on Ctrl-C)."""
     eval_episodes: int = 8
-    """Episodes sampled before and after training for the report."""
+    """Episodes sampled before and after training for the run's own quick check (``result.json``)."""
+    eval_samples: int = 0
+    """Completions per evaluation prompt in a comparison's fixed, paired evaluation (0: none); see
+    :mod:`agents.evaluation`."""
+    eval_holdout: int = 0
+    """Hold every n-th prompt of the env's set out of training for the fixed evaluation (0: evaluate on the
+    training prompts)."""
 
     def __post_init__(self) -> None:
         if self.algo not in ALGOS:
@@ -80,6 +86,17 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer ≥ 1; got {value!r}.")
+        for name in ("eval_samples", "eval_holdout"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < 0
+                or (name == "eval_holdout" and value == 1)
+            ):
+                raise ConfigError(
+                    f"{name} must be 0 or an integer ≥ {2 if name == 'eval_holdout' else 1}; got {value!r}."
+                )
         if self.n_steps * self.n_envs < 2:
             raise ConfigError(
                 f"n_steps·n_envs = {self.n_steps * self.n_envs} < 2: a rollout needs at least 2 tokens "
