@@ -20,6 +20,7 @@ import difflib
 import json
 import logging
 import math
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -247,6 +248,7 @@ def compare(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
     runs: list[RunResult] = []
     reused: list[Path] = []
     notes: list[str] = []
@@ -282,8 +284,14 @@ def compare(
             f"covers the {len(runs)} runs finished before.",
         )
         raise
+    trained = time.perf_counter() - began
     evaluation = _evaluate(plan[0][0], runs, out, progress)
-    report = finish(evaluation=evaluation)
+    total = time.perf_counter() - began
+    timing = (
+        f"This call took {total:.0f} s of wall time: {trained:.0f} s to train (and load) the runs, "
+        f"{total - trained:.0f} s for the fixed evaluation."
+    )
+    report = finish([timing], evaluation=evaluation)
     return ComparisonResult(
         out_dir=out, report=report, runs=runs, rows=summarize(runs), reused=reused, evaluation=evaluation
     )
