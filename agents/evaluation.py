@@ -309,7 +309,7 @@ def sample_paired(
     queue: Sequence[Prompt],
     *,
     seed: int = 0,
-    rows: int = 32,
+    rows: int = 64,
 ) -> list[Sample]:
     """Complete ``queue[i]`` for every ``i`` with ``policy`` in ``config``'s env, with common random numbers.
 
