@@ -56,7 +56,7 @@ if TYPE_CHECKING:
     from agents.evaluation import EvaluationResult
     from agents.train import RunResult
 
-__all__ = ["Estimate", "RunMetrics", "SummaryRow", "run_metrics", "summarize", "write_report"]
+__all__ = ["Estimate", "RunMetrics", "SummaryRow", "run_metrics", "summarize", "verdict", "write_report"]
 
 #: Share of a run's rollouts, at its end, that the final reward and KL average over.
 FINAL_WINDOW = 0.25
