@@ -161,3 +161,13 @@ def test_the_holdout_splits_the_prompts_into_disjoint_training_and_evaluation_se
         split_prompts(config.replace(eval_holdout=len(everything) + 1))
     with pytest.raises(ConfigError, match="eval_holdout must be 0 or an integer ≥ 2"):
         config.replace(eval_holdout=1)
+
+
+def test_the_main_job_evaluates_at_least_192_completions_per_policy_on_held_out_prompts() -> None:
+    from agents.cli import DEMO
+
+    config = load_config(preset=DEMO["preset"], env=DEMO["env"])
+    train, held = split_prompts(config)
+    assert len(held) * config.eval_samples >= 192
+    assert not {p.text for p in train} & {p.text for p in held}
+    assert DEMO["seeds"] >= 3
