@@ -244,7 +244,8 @@ def gain_difference(
     Two-level percentile bootstrap: each resample draws the prompts with replacement (the same draw for both
     algorithms, since they completed the same prompts) and, independently for each algorithm, its seeds with
     replacement; the statistic is the difference of the two mean gains. Resampling seeds carries the run-to-run
-    spread of training into the interval, which an interval over prompts alone would leave out.
+    spread of training into the interval, which an interval over prompts alone would leave out. (Written with
+    numpy because ``scipy.stats.bootstrap`` resamples one level only.)
 
     Raises:
         ValueError: The matrices do not cover the same number of prompts.
