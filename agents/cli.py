@@ -22,8 +22,8 @@ __all__ = ["DEMO", "build_parser", "main"]
 DEMO: dict[str, Any] = {
     "env": "textenv/Sentiment-v0",
     "algos": ["ppo", "a2c"],
-    "seeds": 2,
-    "budget_tokens": 1024,
+    "seeds": 3,
+    "budget_tokens": 2048,
     "preset": "demo",
     "out": "runs/demo",
 }

@@ -2,8 +2,10 @@
 
 ``compare`` trains every (algorithm, seed) pair into ``<out_dir>/<algo>/seed<seed>/`` (an ordinary run folder,
 see :mod:`agents.train`) and writes ``report.md``, ``summary.csv`` and the plots of :mod:`agents.report` into
-``<out_dir>``. Runs go seed by seed (every algorithm on seed 0, then on seed 1, ...), so a comparison stopped
-early still compares the algorithms on the same seeds.
+``<out_dir>``. When the config asks for one (``eval_samples`` > 0), every finished run and the starting policy
+then go through the fixed, paired evaluation of :mod:`agents.evaluation` (written to ``<out_dir>/evaluation/``),
+and the report's claims come from it. Runs go seed by seed (every algorithm on seed 0, then on seed 1, ...), so a
+comparison stopped early still compares the algorithms on the same seeds.
 
 Calling it again on the same folder picks up where it stopped: a run whose folder holds a finished
 ``result.json`` and the same resolved ``config.yaml`` is read back, not retrained; an interrupted run with the
@@ -19,6 +21,7 @@ import json
 import logging
 import math
 import shutil
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -34,6 +37,7 @@ from agents.report import SummaryRow, summarize, write_report
 from textenv.errors import ConfigError
 
 if TYPE_CHECKING:
+    from agents.evaluation import EvaluationResult
     from agents.train import RunResult
 
 __all__ = ["ComparisonResult", "check_algos", "check_budget", "check_seeds", "compare", "load_run"]
@@ -58,6 +62,8 @@ class ComparisonResult:
     """The summary table: one row per algorithm (means and 95% CIs over seeds)."""
     reused: list[Path] = field(default_factory=list)
     """Run folders read back from an earlier call instead of retrained."""
+    evaluation: EvaluationResult | None = None
+    """The fixed, paired evaluation of every run (None when the config's ``eval_samples`` is 0)."""
 
     def by_algo(self) -> dict[str, list[RunResult]]:
         """The runs grouped by algorithm."""
@@ -247,12 +253,13 @@ def compare(
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    began = time.perf_counter()
     runs: list[RunResult] = []
     reused: list[Path] = []
     notes: list[str] = []
     report_kwargs: dict[str, Any] = {"env": env, "budget_tokens": budget, "seeds": seed_list}
 
-    def finish(extra_notes: Sequence[str] = ()) -> Path:
+    def finish(extra_notes: Sequence[str] = (), evaluation: EvaluationResult | None = None) -> Path:
         all_notes = list(notes)
         if reused:
             all_notes.append(
@@ -261,7 +268,7 @@ def compare(
                 + ", ".join(p.relative_to(out).as_posix() for p in reused)
                 + "."
             )
-        return write_report(runs, out, notes=[*all_notes, *extra_notes], **report_kwargs)
+        return write_report(runs, out, notes=[*all_notes, *extra_notes], evaluation=evaluation, **report_kwargs)
 
     algo, seed = names[0], seed_list[0]
     try:
@@ -284,8 +291,30 @@ def compare(
             f"covers the {len(runs)} runs finished before.",
         )
         raise
-    report = finish()
-    return ComparisonResult(out_dir=out, report=report, runs=runs, rows=summarize(runs), reused=reused)
+    trained = time.perf_counter() - began
+    evaluation = _evaluate(plan[0][0], runs, out, progress)
+    total = time.perf_counter() - began
+    timing = (
+        f"This call took {total:.0f} s of wall time: {trained:.0f} s to train (and load) the runs, "
+        f"{total - trained:.0f} s for the fixed evaluation."
+    )
+    report = finish([timing], evaluation=evaluation)
+    return ComparisonResult(
+        out_dir=out, report=report, runs=runs, rows=summarize(runs), reused=reused, evaluation=evaluation
+    )
+
+
+def _evaluate(config: TrainConfig, runs: Sequence[RunResult], out: Path, progress: bool) -> EvaluationResult | None:
+    """The fixed, paired evaluation of ``runs`` that ``config`` asks for, written to ``out/evaluation``."""
+    if not config.eval_samples:
+        return None
+    from agents.evaluation import evaluate_runs, evaluation_prompts, write_evaluation
+
+    prompts = evaluation_prompts(config)
+    say = (lambda line: print(f"evaluation: {line}", flush=True)) if progress else None
+    result = evaluate_runs(runs, prompts, config.eval_samples, progress=say)
+    write_evaluation(result, out / "evaluation")
+    return result
 
 
 def _run_one(

@@ -74,7 +74,13 @@ class TrainConfig:
     checkpoint_every: int = 4
     """Write a checkpoint every this many rollouts (and at the end, and on Ctrl-C)."""
     eval_episodes: int = 8
-    """Episodes sampled before and after training for the report."""
+    """Episodes sampled before and after training for the run's own quick check (``result.json``)."""
+    eval_samples: int = 0
+    """Completions per evaluation prompt in a comparison's fixed, paired evaluation (0: none); see
+    :mod:`agents.evaluation`."""
+    eval_holdout: int = 0
+    """Hold every n-th prompt of the env's set out of training for the fixed evaluation (0: evaluate on the
+    training prompts)."""
     device: str = "auto"
     """Where the policy, the env's reference model and model-based rewards run: 'auto' (CUDA when a GPU is
     visible, else the CPU), 'cpu', 'cuda', 'cuda:N' or 'mps'."""
@@ -89,6 +95,17 @@ class TrainConfig:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"{name} must be an integer ≥ 1; got {value!r}.")
+        for name in ("eval_samples", "eval_holdout"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or value < 0
+                or (name == "eval_holdout" and value == 1)
+            ):
+                raise ConfigError(
+                    f"{name} must be 0 or an integer ≥ {2 if name == 'eval_holdout' else 1}; got {value!r}."
+                )
         if self.n_steps * self.n_envs < 2:
             raise ConfigError(
                 f"n_steps·n_envs = {self.n_steps * self.n_envs} < 2: a rollout needs at least 2 tokens "
@@ -137,9 +154,11 @@ class TrainConfig:
 #: Named sets of overrides. "tiny" runs on the toy word-level model in well under a minute; "small" suits a real
 #: ~100M-parameter model on a CPU; "demo" is the main job's (``textenv demo``): textenv/Sentiment-v0 on
 #: SmolLM2-135M within minutes on 2 cores — the top 4 of 30 blocks train (the rest is shared with the reference),
-#: and completions are 8 tokens of a review sentence cut before its verdict. A preset may hold
-#: per-algorithm settings under the algorithm's name (A2C makes one update per rollout, so it gets shorter
-#: rollouts and a larger step size than PPO, which makes n_epochs passes over minibatches).
+#: completions are 8 tokens of a review sentence cut before its verdict, and a comparison ends with the fixed,
+#: paired evaluation on the held-out half of the prompts (README, "Getting learning", has its measured gain, KL
+#: and time). A preset may hold per-algorithm settings under the algorithm's name (A2C makes one gradient step
+#: per rollout, so it gets fewer rows per rollout, hence more steps, than PPO, which makes n_epochs passes over
+#: minibatches).
 PRESETS: dict[str, dict[str, Any]] = {
     "tiny": {
         "model": "textenv/toy-gpt2",
@@ -164,17 +183,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "a2c": {"n_steps": 8, "learning_rate": 5e-5},
     },
     "demo": {
-        "n_envs": 8,
+        # 32 rows per rollout: a rollout is 32 whole episodes of 8 tokens, batched in one forward per step.
+        "n_envs": 32,
         "n_steps": 8,
         "batch_size": 64,
         "n_epochs": 2,
-        "learning_rate": 1e-4,
+        "learning_rate": 3e-4,
         "trainable_layers": 4,
-        "budget_tokens": 1024,
-        "eval_episodes": 16,
+        "budget_tokens": 2048,
+        "eval_episodes": 8,
+        "sample_every": 2,
         "checkpoint_every": 8,
+        # The fixed, paired evaluation: the 24 held-out prompts of review_verdicts × 8 samples = 192 per policy.
+        "eval_samples": 8,
+        "eval_holdout": 2,
         "env_kwargs": {"max_new_tokens": 8, "prompts": "builtin:review_verdicts"},
-        "a2c": {"learning_rate": 2e-4},
+        # A2C makes one gradient step per rollout: 8 rows give it 4× the steps of 32 at the same budget.
+        "a2c": {"n_envs": 8, "learning_rate": 3e-4},
     },
 }
 

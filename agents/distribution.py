@@ -25,7 +25,9 @@ BLOCK = 256
 """Tokens per block of the two-level inverse-CDF draw."""
 
 
-def sample_tokens(probs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def sample_tokens(
+    probs: torch.Tensor, generator: torch.Generator | None = None, uniforms: torch.Tensor | None = None
+) -> torch.Tensor:
     """One token per row of ``probs`` (shape ``(n, V)``), drawn by inverting the CDF in two levels.
 
     The vocabulary is cut into blocks of :data:`BLOCK` tokens: a uniform variate picks a block from the
@@ -33,12 +35,18 @@ def sample_tokens(probs: torch.Tensor, generator: torch.Generator | None = None)
     cumulative sums are taken per row, in float64. Rows need not be normalised. A token of probability 0 (masked
     by top-k) is never drawn: each draw is the first index whose cumulative probability exceeds the variate, and
     the variate stays strictly below the total.
+
+    ``uniforms`` (shape ``(n,)``, values in [0, 1)) gives the variates instead of drawing them: two policies fed
+    the same variates pick the same token wherever their CDFs agree, which is what common random numbers in a
+    paired evaluation need (:mod:`agents.evaluation`).
     """
     n, vocab = probs.shape
     pad = -vocab % BLOCK
     blocks = torch.nn.functional.pad(probs, (0, pad)).view(n, -1, BLOCK)
     block_cdf = blocks.sum(-1, dtype=torch.float64).cumsum(-1)
-    u = torch.rand((n, 1), dtype=torch.float64, device=probs.device, generator=generator) * block_cdf[:, -1:]
+    if uniforms is None:
+        uniforms = torch.rand((n, 1), dtype=torch.float64, device=probs.device, generator=generator)
+    u = uniforms.reshape(n, 1).to(device=probs.device, dtype=torch.float64) * block_cdf[:, -1:]
     u = _below(u, block_cdf[:, -1:])
     block = torch.searchsorted(block_cdf, u, right=True)
     before = torch.where(block > 0, block_cdf.gather(1, (block - 1).clamp(min=0)), torch.zeros_like(u))
@@ -88,6 +96,10 @@ class TokenDistribution(CategoricalDistribution):
 
     def sample(self) -> torch.Tensor:
         return sample_tokens(self.log_probs.exp())
+
+    def sample_with(self, uniforms: torch.Tensor) -> torch.Tensor:
+        """The tokens that the variates ``uniforms`` (shape ``(n,)``, in [0, 1)) pick by inverting the CDF."""
+        return sample_tokens(self.log_probs.exp(), uniforms=uniforms)
 
     def mode(self) -> torch.Tensor:
         return torch.argmax(self.log_probs, dim=-1)

@@ -317,10 +317,26 @@ class LMPolicy(ActorCriticPolicy):
         Raises:
             KLChannelError: The policy is connected to no env.
         """
+        return self._act(obs, deterministic=deterministic)
+
+    def sample_with(self, obs: dict[str, torch.Tensor], uniforms: torch.Tensor) -> torch.Tensor:
+        """Like :meth:`forward`, but each row's token is the one its variate in ``uniforms`` picks (inverse CDF).
+
+        Two policies given the same variates draw the same token wherever their distributions agree: the common
+        random numbers of a paired before/after evaluation. Sends ``log π`` to the env as :meth:`forward` does.
+        """
+        return self._act(obs, uniforms=uniforms)[0]
+
+    def _act(
+        self, obs: dict[str, torch.Tensor], deterministic: bool = False, uniforms: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         self._check_input(obs)
         logits, hidden, ref_logits = self._rollout_outputs(obs)
         distribution = self._distribution(logits)
-        actions = distribution.get_actions(deterministic=deterministic)
+        if uniforms is not None and isinstance(distribution, TokenDistribution):
+            actions = distribution.sample_with(uniforms)
+        else:
+            actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         values = self._value(hidden)
         ref_logprobs = None

@@ -1,16 +1,25 @@
-"""The comparison report: a table over seeds, learning-curve and reward-vs-KL plots, sample completions.
+"""The comparison report: did each algorithm learn, which is ahead, learning curves, fluency, samples.
 
-:func:`write_report` turns finished runs (:class:`agents.train.RunResult`) into ``report.md``,
+:func:`write_report` turns finished runs (:class:`agents.train.RunResult`) and, when there is one, the
+comparison's fixed, paired evaluation (:class:`agents.evaluation.EvaluationResult`) into ``report.md``,
 ``summary.csv`` (one row per run), ``learning_curves.png`` and ``reward_vs_kl.png`` in one folder. Every file
-is written atomically. The numbers per run are defined once, in :func:`run_metrics`:
+is written atomically.
 
-- **final reward**: the mean reward-model score of the completions sampled during training over the last 25%
-  of the run's rollouts (at least one rollout) — the end of the learning curve, averaged over many more
-  episodes than the before/after evaluation holds. It is the score without the KL penalty.
-- **final KL**: the mean summed KL(π‖π_ref) per episode, in nats, over the same rollouts.
-- **reward gain / KL**: (final reward − reward before training) / max(final KL, 1e-8), where the reward
-  before training is ``before["rm_score"]``, the untrained policy's mean score on the fixed eval prompts.
-- **eval reward**: ``after["rm_score"]``, the trained policy's mean score on the same fixed prompts.
+The claims of the report come from the fixed evaluation only (DESIGN §10): each algorithm's gain ``after −
+before`` on the same prompts with the same sampling variates, its 95% interval paired over prompts and pooled
+over seeds; the difference of two algorithms' gains with a bootstrap interval over seeds and prompts; one
+sentence saying which is ahead or that the budget cannot separate them; and the fluency guards (KL per
+episode, perplexity under the reference, distinct-n), before and after.
+
+The training curves describe how a run got there and are never the *before* or *after* of a claim. The numbers
+per run are defined once, in :func:`run_metrics`:
+
+- **curve start** and **curve end**: the mean reward-model score (without the KL penalty) of the completions
+  sampled during training over the first and the last 25% of the run's rollouts (at least one rollout each).
+- **final KL**: the mean summed KL(π‖π_ref) per episode, in nats, over the last 25% of the rollouts.
+- **curve gain / KL**: (curve end − curve start) / max(final KL, 0.01): both ends are training-rollout means,
+  and the floor keeps a run that barely moved (or whose sampled KL estimate came out at or below zero) from
+  being divided by a near-zero number.
 - **tokens/s** and **wall time**: generated tokens over the wall time of training (evaluations excluded).
 
 Each is shown per algorithm as mean ± half-width of the 95% Student's t interval over seeds.
@@ -39,14 +48,15 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from agents.io import atomic_write_text
-from agents.stats import interpolate_curves, mean_ci
+from agents.stats import interpolate_curves, mean_ci, t_critical
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
+    from agents.evaluation import EvaluationResult
     from agents.train import RunResult
 
-__all__ = ["Estimate", "RunMetrics", "SummaryRow", "run_metrics", "summarize", "write_report"]
+__all__ = ["Estimate", "RunMetrics", "SummaryRow", "run_metrics", "summarize", "verdict", "write_report"]
 
 #: Share of a run's rollouts, at its end, that the final reward and KL average over.
 FINAL_WINDOW = 0.25
@@ -70,6 +80,7 @@ class RunMetrics:
     seed: int
     tokens: int
     reward_before: float
+    curve_start: float
     final_reward: float
     final_kl: float
     reward_per_kl: float
@@ -105,6 +116,7 @@ class SummaryRow:
     algo: str
     seeds: tuple[int, ...]
     reward_before: Estimate
+    curve_start: Estimate
     final_reward: Estimate
     final_kl: Estimate
     reward_per_kl: Estimate
@@ -113,12 +125,14 @@ class SummaryRow:
     wall_time_s: Estimate
 
 
-def _final_window(history: Sequence[Mapping[str, float]], key: str) -> float:
-    """Mean of ``key`` over the last :data:`FINAL_WINDOW` of the rollouts (rows lacking it are skipped)."""
+def _final_window(history: Sequence[Mapping[str, float]], key: str, *, first: bool = False) -> float:
+    """Mean of ``key`` over the last (or ``first``) :data:`FINAL_WINDOW` of the rollouts (rows lacking it are
+    skipped)."""
     if not history:
         return math.nan
     n = max(1, math.ceil(len(history) * FINAL_WINDOW))
-    values = [float(row[key]) for row in history[-n:] if row.get(key) is not None]
+    window = history[:n] if first else history[-n:]
+    values = [float(row[key]) for row in window if row.get(key) is not None]
     values = [v for v in values if math.isfinite(v)]
     return float(np.mean(values)) if values else math.nan
 
@@ -131,6 +145,7 @@ def _float(mapping: Mapping[str, Any], key: str) -> float:
 def run_metrics(result: RunResult) -> RunMetrics:
     """The report's numbers for one run."""
     final_reward = _final_window(result.history, _REWARD)
+    curve_start = _final_window(result.history, _REWARD, first=True)
     final_kl = _final_window(result.history, _KL)
     before = _float(result.before, "rm_score")
     return RunMetrics(
@@ -138,9 +153,10 @@ def run_metrics(result: RunResult) -> RunMetrics:
         seed=int(result.config.seed),
         tokens=int(result.tokens),
         reward_before=before,
+        curve_start=curve_start,
         final_reward=final_reward,
         final_kl=final_kl,
-        reward_per_kl=(final_reward - before) / max(final_kl, KL_FLOOR),
+        reward_per_kl=(final_reward - curve_start) / max(final_kl, KL_FLOOR),
         eval_reward=_float(result.after, "rm_score"),
         eval_kl=_float(result.after, "kl"),
         tokens_per_s=float(result.tokens_per_s),
@@ -180,6 +196,7 @@ def summarize(results: Sequence[RunResult]) -> list[SummaryRow]:
                 algo=algo,
                 seeds=tuple(m.seed for m in metrics),
                 reward_before=est("reward_before"),
+                curve_start=est("curve_start"),
                 final_reward=est("final_reward"),
                 final_kl=est("final_kl"),
                 reward_per_kl=est("reward_per_kl"),
@@ -318,15 +335,40 @@ def _save_png(fig: Figure, path: Path) -> None:
         raise
 
 
+def _smooth(history: Sequence[Mapping[str, float]], key: str) -> list[dict[str, float]]:
+    """``history`` with ``key`` replaced by its centred moving average over a window of about 1/8 of the rollouts
+    (at least 1, odd), shrunk at the ends; rows lacking ``key`` are dropped."""
+    rows = [r for r in history if r.get(key) is not None and math.isfinite(float(r[key])) and r.get(_X) is not None]
+    if not rows:
+        return []
+    values = np.array([float(r[key]) for r in rows])
+    half = max(0, len(values) // 16)
+    kernel = np.ones(2 * half + 1)
+    sums = np.convolve(values, kernel, mode="same")
+    counts = np.convolve(np.ones_like(values), kernel, mode="same")
+    return [{_X: float(r[_X]), key: float(v)} for r, v in zip(rows, sums / counts, strict=True)]
+
+
 def _curves(runs: Sequence[RunResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Common token grid, rewards and KLs of shape (seeds, grid)."""
+    """Common token grid, smoothed rewards and KLs of shape (seeds, grid)."""
     histories = [r.history for r in runs]
     grid = _grid(histories)
     return (
         grid,
-        interpolate_curves(histories, _X, _REWARD, grid),
-        interpolate_curves(histories, _X, _KL, grid),
+        interpolate_curves([_smooth(h, _REWARD) for h in histories], _X, _REWARD, grid),
+        interpolate_curves([_smooth(h, _KL) for h in histories], _X, _KL, grid),
     )
+
+
+def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean over seeds (rows) and its 95% t interval, per column; the interval is NaN where < 2 seeds reach."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # columns that no seed, or one seed, reaches
+        n = np.sum(np.isfinite(values), axis=0)
+        mean = np.nanmean(values, axis=0)
+        sem = np.nanstd(values, axis=0, ddof=1) / np.sqrt(n)
+    t = np.array([t_critical(int(k) - 1, CONFIDENCE) if k > 1 else np.nan for k in n])
+    return mean, mean - t * sem, mean + t * sem
 
 
 def _plot(groups: Mapping[str, list[RunResult]], out: Path) -> list[str]:
@@ -346,17 +388,18 @@ def _plot(groups: Mapping[str, list[RunResult]], out: Path) -> list[str]:
             defined = ~np.all(np.isnan(values), axis=0)
             if not defined.any():
                 continue
-            x, v = grid[defined], values[:, defined]
-            ax.plot(x, np.nanmean(v, axis=0), color=colors[algo], label=f"{algo} (n={len(values)})")
+            x = grid[defined]
+            mean, low, high = _band(values[:, defined])
+            ax.plot(x, mean, color=colors[algo], label=f"{algo} (n={len(values)})")
             if len(values) > 1:
-                ax.fill_between(x, np.nanmin(v, axis=0), np.nanmax(v, axis=0), color=colors[algo], alpha=0.2)
+                ax.fill_between(x, low, high, color=colors[algo], alpha=0.2)
     axes[0].set(title="Reward-model score", xlabel="generated tokens", ylabel="mean RM score per episode")
     axes[1].set(title="KL to the reference", xlabel="generated tokens", ylabel="mean Σ KL per episode (nats)")
     for ax in axes:
         ax.grid(alpha=0.3)
         if ax.get_legend_handles_labels()[0]:
             ax.legend()
-    fig.suptitle("Learning curves: mean over seeds, band = min–max over seeds")
+    fig.suptitle("Training curves, smoothed over rollouts: mean over seeds, band = 95% CI over seeds")
     _save_png(fig, out / "learning_curves.png")
 
     fig = Figure(figsize=(6.5, 5), layout="constrained")
@@ -408,6 +451,7 @@ def write_report(
     env: str | None = None,
     budget_tokens: int | None = None,
     seeds: Sequence[int] | None = None,
+    evaluation: EvaluationResult | None = None,
 ) -> Path:
     """Write ``report.md``, ``summary.csv`` and the PNG plots of ``results`` into ``out_dir``.
 
@@ -417,6 +461,8 @@ def write_report(
         notes: Lines shown under the header (an interruption, runs reused from an earlier call, ...).
         env, budget_tokens, seeds: What the comparison was asked to run; by default read off the runs' configs
             (give them when ``results`` may be empty or partial).
+        evaluation: The comparison's fixed, paired evaluation (:func:`agents.evaluation.evaluate_runs`), the
+            source of every claim of the report; without it the report shows the training side only.
 
     Returns:
         The path of ``report.md``.
@@ -453,38 +499,46 @@ def write_report(
         atomic_write_text(report, "\n".join(lines))
         return report
 
-    header = ["algorithm", "seeds", "reward before", "final reward", "final KL (nats)", "reward gain / KL",
-              "eval reward", "tokens/s", "wall time (s)"]  # fmt: skip
+    if evaluation is not None:
+        lines += _learning_section(evaluation)
+    else:
+        lines += [
+            "## Did it learn?",
+            "",
+            "This comparison ran without a fixed evaluation (`eval_samples: 0`), so it makes no claim about "
+            "gains: the curves below are training-rollout means. Set `eval_samples` (and `eval_holdout`) to get one.",
+            "",
+        ]
+
+    header = ["algorithm", "seeds", "curve start", "curve end", "final KL (nats)", "curve gain / KL",
+              "tokens/s", "wall time (s)"]  # fmt: skip
     rows = [
         [
             _code(row.algo, in_table=True),
             str(len(row.seeds)),
-            row.reward_before.format(),
+            row.curve_start.format(),
             row.final_reward.format(),
             row.final_kl.format(),
             row.reward_per_kl.format(),
-            row.eval_reward.format(),
             row.tokens_per_s.format(1),
             row.wall_time_s.format(1),
         ]
         for row in summarize(results)
     ]
-    lines += ["## Summary", "", *_table(header, rows), ""]
+    lines += ["## Training", "", *_table(header, rows), ""]
     lines += [
         f"Each cell is the mean over seeds ± the half-width of its {CONFIDENCE:.0%} confidence interval "
-        '(Student\'s t with n − 1 degrees of freedom; "n=1" where one seed leaves no spread to estimate).',
+        '(Student\'s t with n − 1 degrees of freedom; "n=1" where one seed leaves no spread to estimate). '
+        "These are training-rollout means: they show the course of training, not its result (see above).",
         "",
-        "- **final reward**: mean reward-model score of the episodes sampled during training over the last "
-        f"{FINAL_WINDOW:.0%} of the run's rollouts (at least one): the end of the learning curve, without "
-        "the KL penalty.",
-        "- **final KL**: mean summed KL(π‖π_ref) per episode, in nats, over the same rollouts.",
-        "- **reward before**: mean score of the untrained policy on the fixed evaluation prompts "
-        "(`before` in each run's `result.json`).",
-        "- **reward gain / KL**: (final reward − reward before) / max(final KL, "
-        f"{KL_FLOOR:g}): reward bought per nat of divergence from the reference; higher is better.",
-        "- **eval reward**: mean score of the trained policy on the same fixed evaluation prompts (`after`).",
+        "- **curve start**, **curve end**: mean reward-model score of the episodes sampled during training over "
+        f"the first and the last {FINAL_WINDOW:.0%} of the run's rollouts (at least one each), without the KL "
+        "penalty.",
+        "- **final KL**: mean summed KL(π‖π_ref) per episode, in nats, over the last rollouts.",
+        f"- **curve gain / KL**: (curve end − curve start) / max(final KL, {KL_FLOOR:g}): reward bought per nat "
+        "of divergence from the reference; higher is better.",
         "- **tokens/s**, **wall time**: generated tokens per second of training, and the training time; "
-        "the evaluations before and after are not counted.",
+        "evaluations are not counted.",
         "",
     ]
 
@@ -495,16 +549,16 @@ def write_report(
             str(m.seed),
             f"{m.tokens:,}",
             str(m.rollouts),
+            _num(m.curve_start),
             _num(m.final_reward),
             _num(m.final_kl),
-            _num(m.eval_reward),
             _num(m.tokens_per_s, 1),
             _num(m.wall_time_s, 1),
             _code(_relative(m.out_dir, out), in_table=True),
         ]
         for m in metrics
     ]
-    header = ["algorithm", "seed", "tokens", "rollouts", "final reward", "final KL", "eval reward",
+    header = ["algorithm", "seed", "tokens", "rollouts", "curve start", "curve end", "final KL",
               "tokens/s", "wall time (s)", "folder"]  # fmt: skip
     lines += [*_table(header, run_rows, "lrrrrrrrrl"), "", "The same numbers are in `summary.csv`.", ""]
     _write_summary_csv(metrics, out / "summary.csv")
@@ -516,8 +570,9 @@ def write_report(
         lines += ["Plots need matplotlib: `pip install matplotlib`, then run the comparison again.", ""]
     else:
         lines += [
-            "Learning curves: reward-model score and KL against generated tokens, mean over seeds on a "
-            "common token grid, shaded from the lowest to the highest seed.",
+            "Training curves: reward-model score and KL of the training rollouts against generated tokens, each "
+            "run smoothed by a centred moving average over about 1/8 of its rollouts, then the mean over seeds "
+            "on a common token grid, shaded over its 95% t interval across seeds.",
             "",
             "![learning curves](learning_curves.png)",
             "",
@@ -532,6 +587,112 @@ def write_report(
     report = out / "report.md"
     atomic_write_text(report, "\n".join(lines))
     return report
+
+
+def _signed(value: float, digits: int = 3) -> str:
+    return f"{value:+.{digits}f}" if math.isfinite(value) else "—"
+
+
+def _ci(estimate: Estimate, digits: int = 3) -> str:
+    """``+0.312 [+0.250, +0.374]``: a mean with its interval's ends."""
+    if estimate.n == 0 or not math.isfinite(estimate.mean):
+        return "—"
+    if not math.isfinite(estimate.half_width):
+        return f"{_signed(estimate.mean, digits)} (n=1)"
+    low, high = estimate.mean - estimate.half_width, estimate.mean + estimate.half_width
+    return f"{_signed(estimate.mean, digits)} [{_signed(low, digits)}, {_signed(high, digits)}]"
+
+
+def verdict(evaluation: EvaluationResult) -> tuple[str, list[Any]]:
+    """One plain sentence on which algorithm is ahead at this budget, and the pairwise differences behind it."""
+    from agents.evaluation import gain_difference
+
+    algos = list(evaluation.gains)
+    diffs = [
+        gain_difference(evaluation.gains[a], evaluation.gains[b], (a, b))
+        for i, a in enumerate(algos)
+        for b in algos[i + 1 :]
+    ]
+    if not diffs:
+        return "Only one algorithm ran, so there is nothing to separate.", diffs
+    sentences = []
+    for d in diffs:
+        ahead, behind = (d.a, d.b) if d.mean > 0 else (d.b, d.a)
+        if d.excludes_zero():
+            sentences.append(
+                f"At this budget {ahead} is ahead of {behind}: its gain is larger by {abs(d.mean):.3f} "
+                f"(95% CI of {d.a} − {d.b}: [{d.low:+.3f}, {d.high:+.3f}])."
+            )
+        else:
+            sentences.append(
+                f"This budget cannot separate {d.a} from {d.b}: the 95% CI of {d.a} − {d.b}, "
+                f"[{d.low:+.3f}, {d.high:+.3f}], contains 0."
+            )
+    return " ".join(sentences), diffs
+
+
+def _learning_section(evaluation: EvaluationResult) -> list[str]:
+    """Gains with CIs, the pairwise difference, the verdict and the fluency guards."""
+    start = evaluation.policy("start")
+    k = evaluation.samples_per_prompt
+    lines = [
+        "## Did it learn?",
+        "",
+        f"Fixed, paired evaluation: {evaluation.prompts} evaluation prompts × {k} samples, the same prompts and "
+        "sampling variates for the starting policy (*before*) and every tuned policy (*after*); "
+        f"{evaluation.prompts * k} completions per policy and seed.",
+        "",
+    ]
+    sentence, diffs = verdict(evaluation)
+    lines += [f"**{sentence}**", ""]
+    header = ["algorithm", "seeds", "RM before", "RM after", "gain [95% CI]", "gain per seed", "win rate vs start"]
+    rows = []
+    for algo, matrix in evaluation.gains.items():
+        p = evaluation.policy(algo)
+        rows.append(
+            [
+                _code(algo, in_table=True),
+                ", ".join(map(str, p.seeds)),
+                _num(start.metrics["rm_score"].mean),
+                _num(p.metrics["rm_score"].mean),
+                _ci(p.metrics["gain"]),
+                ", ".join(_signed(float(g)) for g in matrix.mean(axis=1)),
+                _num(p.metrics["win_rate"].mean),
+            ]
+        )
+    lines += [*_table(header, rows, "llrrrrr"), ""]
+    for d in diffs:
+        lines += [
+            f"- **{d.a} − {d.b}**: {d.mean:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}] (percentile bootstrap, "
+            f"{d.resamples:,} resamples of the prompts and, per algorithm, of the seeds).",
+        ]
+    lines += [
+        "- **gain**: per evaluation prompt, the mean RM score of the tuned completions (pooled over samples and "
+        "seeds) less the starting policy's; the interval is Student's t over prompts of these paired differences. "
+        "**gain per seed** shows the spread that training adds.",
+        "",
+        "### Fluency guards",
+        "",
+    ]
+    header = ["policy", "KL per episode (nats)", "perplexity under ref", "distinct-1", "distinct-2", "length"]
+    names = ["kl", "perplexity", "distinct_1", "distinct_2", "length"]
+    rows = [[_code(p.name, in_table=True), *(p.metrics[m].format() for m in names)] for p in evaluation.policies]
+    lines += [*_table(header, rows), ""]
+    ppl0 = start.metrics["perplexity"].mean
+    for p in evaluation.policies[1:]:
+        ratio = p.metrics["perplexity"].mean / ppl0 if ppl0 else math.nan
+        lines.append(
+            f"- `{p.name}`: KL {_num(p.metrics['kl'].mean)} nats per episode; perplexity under the reference "
+            f"{_num(ratio, 2)}× the starting policy's."
+        )
+    lines += [
+        "",
+        "Mean over prompts ± 95% t half-width. The starting policy *is* the reference, so its KL is 0; a tuned "
+        "policy that buys reward by leaving fluent text shows a high KL, a perplexity far above the start's, or "
+        "distinct-n falling (its samples of a prompt collapsing onto one text).",
+        "",
+    ]
+    return lines
 
 
 def _relative(path: str, base: Path) -> str:

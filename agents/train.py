@@ -72,12 +72,47 @@ def run_device(config: TrainConfig) -> str:
 
 
 def env_kwargs(config: TrainConfig) -> dict[str, Any]:
-    """The env overrides a config implies: its model (if set, also the env's reference) and its device."""
+    """The env overrides a config implies: its model (if set, also the env's reference) and its device.
+
+    With ``eval_holdout``, the env's prompts are narrowed to the training share of :func:`split_prompts`.
+    """
     kwargs = dict(config.env_kwargs)
     if config.model is not None:
         kwargs["model"] = config.model
     kwargs.setdefault("device", run_device(config))
+    if config.eval_holdout:
+        kwargs["prompts"] = split_prompts(config)[0]
     return kwargs
+
+
+def split_prompts(config: TrainConfig) -> tuple[list[Prompt], list[Prompt]]:
+    """The env's prompts as ``(training, evaluation)``.
+
+    With ``eval_holdout = n`` ≥ 2, every n-th prompt (indices n−1, 2n−1, ...) is held out for the evaluation and
+    the rest train; with 0 both are all the prompts. A fixed stride, not a random draw, so the split is the same
+    for every seed and run.
+
+    Raises:
+        ConfigError: The holdout would leave no prompt for training or for evaluation.
+    """
+    from textenv.prompts import load_prompts
+
+    spec = config.env_kwargs.get("prompts")
+    if spec is None:
+        spec = gym.spec(config.env).kwargs.get("prompts")
+    field_name = config.env_kwargs.get("prompt_field", "prompt")
+    prompts = list(load_prompts(spec, field=field_name))
+    n = config.eval_holdout
+    if not n:
+        return prompts, prompts
+    train = [p for i, p in enumerate(prompts) if i % n != n - 1]
+    held = [p for i, p in enumerate(prompts) if i % n == n - 1]
+    if not train or not held:
+        raise ConfigError(
+            f"eval_holdout={n} leaves {len(train)} training and {len(held)} evaluation prompts of the "
+            f"{len(prompts)} in {spec!r}; use 0 (evaluate on the training prompts) or a holdout ≤ {len(prompts)}."
+        )
+    return train, held
 
 
 def make_agent(config: TrainConfig, env: TextVecEnv | None = None) -> BaseAlgorithm:

@@ -17,6 +17,8 @@ from textenv.errors import ConfigError
 
 ENV = "textenv/Toy-v0"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+# A fixed, paired evaluation on every 4th prompt (held out of training), 2 samples each.
+OVERRIDES = {"eval_episodes": 4, "eval_samples": 2, "eval_holdout": 4}
 
 
 # ---------------------------------------------------------------------------------------------- bad input
@@ -67,7 +69,7 @@ def comparison(tmp_path_factory: pytest.TempPathFactory) -> ComparisonResult:
     torch.set_num_threads(1)
     try:
         return compare(ENV, ["ppo", "a2c"], seeds=2, budget_tokens=256, preset="tiny", out_dir=out,
-                       overrides={"eval_episodes": 4}, progress=False)  # fmt: skip
+                       overrides=OVERRIDES, progress=False)  # fmt: skip
     finally:
         torch.set_num_threads(threads)
 
@@ -100,6 +102,21 @@ def test_compare_trains_every_algorithm_on_every_seed_and_writes_the_report(
     assert "after `a2c`" in text
     for png in ("learning_curves.png", "reward_vs_kl.png"):
         assert (out / png).read_bytes().startswith(PNG_MAGIC)
+    # The fixed, paired evaluation: held-out prompts × 2 samples for the start and every run, and its verdict.
+    evaluation = comparison.evaluation
+    assert evaluation is not None
+    assert evaluation.samples_per_prompt == 2
+    assert {k: v.shape for k, v in evaluation.gains.items()} == {
+        "ppo": (2, evaluation.prompts), "a2c": (2, evaluation.prompts)
+    }  # fmt: skip
+    held = {s["prompt"] for s in evaluation.samples["start"]}
+    trained_on = {json.loads(line)["prompt"] for line in (out / "ppo" / "seed0" / "samples.jsonl").open()}
+    assert held
+    assert not held & trained_on, "evaluation prompts leaked into training"
+    assert "## Did it learn?" in text
+    assert "ppo − a2c" in text
+    assert ("is ahead of" in text) or ("cannot separate" in text)
+    assert json.loads((out / "evaluation" / "metrics.json").read_text())["samples_per_prompt"] == 2
     with (out / "summary.csv").open(newline="", encoding="utf-8") as fh:
         assert len(list(csv.DictReader(fh))) == 4
 
@@ -110,7 +127,7 @@ def test_a_second_call_reuses_the_finished_runs(comparison: ComparisonResult, mo
 
     monkeypatch.setattr(training, "train", no_training)
     again = compare(ENV, ["ppo", "a2c"], seeds=[0, 1], budget_tokens=256, preset="tiny",
-                    out_dir=comparison.out_dir, overrides={"eval_episodes": 4}, progress=False)  # fmt: skip
+                    out_dir=comparison.out_dir, overrides=OVERRIDES, progress=False)  # fmt: skip
     assert again.reused == [r.out_dir for r in comparison.runs]
     assert "4 of 4 runs were finished by an earlier call" in again.report.read_text(encoding="utf-8")
     for old, new in zip(comparison.runs, again.runs, strict=True):

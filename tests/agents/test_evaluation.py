@@ -11,8 +11,17 @@ import torch
 
 from agents.checkpoint import export_policy, save_checkpoint
 from agents.config import load_config
-from agents.evaluation import distinct_n, load_policy, summarize_policy
-from agents.train import evaluate, make_agent
+from agents.evaluation import (
+    distinct_n,
+    evaluation_prompts,
+    gain_difference,
+    gain_matrix,
+    load_policy,
+    sample_paired,
+    summarize_policy,
+)
+from agents.train import env_kwargs, evaluate, make_agent, split_prompts
+from textenv.errors import ConfigError
 from textenv.models import load_model_and_tokenizer
 from textenv.prompts import Prompt
 
@@ -94,3 +103,71 @@ def test_an_exported_policy_is_the_trained_lm(tmp_path: Path) -> None:
     assert torch.equal(next(policy.lm.parameters()), next(model.policy.lm.parameters()))
     with pytest.raises(FileNotFoundError, match="no checkpoint"):
         export_policy(tmp_path / "nothing")
+
+
+def test_paired_sampling_gives_the_same_completions_whatever_the_batch_layout() -> None:
+    config = load_config(preset="tiny", env="textenv/Toy-v0", seed=3)
+    policy = make_agent(config).policy
+    queue = [Prompt(t) for t in ("the movie was", "i see the dog", "the book is")] * 2
+    one_row = sample_paired(policy, config, queue, seed=7, rows=1)  # type: ignore[arg-type]
+    three_rows = sample_paired(policy, config, queue, seed=7, rows=3)  # type: ignore[arg-type]
+    assert [s["prompt"] for s in one_row] == [p.text for p in queue]
+    assert [s["completion"] for s in three_rows] == [s["completion"] for s in one_row]
+    other_seed = sample_paired(policy, config, queue, seed=8, rows=3)  # type: ignore[arg-type]
+    assert [s["completion"] for s in other_seed] != [s["completion"] for s in one_row]
+    # The same policy against itself under common random numbers: every paired gain is exactly 0.
+    gains = gain_matrix({0: three_rows}, one_row, 3)
+    assert gains.shape == (1, 3)
+    assert np.all(gains == 0)
+
+
+def test_gain_matrix_and_the_bootstrap_difference_by_hand() -> None:
+    start = [_sample("p", "a", 0.0), _sample("p", "b", 1.0), _sample("q", "c", 0.0), _sample("q", "d", 0.0)]
+    seed1 = [_sample("p", "x", 1.0), _sample("p", "y", 1.0), _sample("q", "z", 1.0), _sample("q", "w", 0.0)]
+    seed0 = [_sample("p", "x", 0.5), _sample("p", "y", 0.5), _sample("q", "z", 0.0), _sample("q", "w", 0.0)]
+    tuned = {1: seed1, 0: seed0}
+    g = gain_matrix(tuned, start, 2)
+    np.testing.assert_allclose(g, [[0.0, 0.0], [0.5, 0.5]])  # seed 0 first, then seed 1
+    row = summarize_policy("ppo", tuned, 2, start)
+    assert row.metrics["gain"].mean == pytest.approx(0.25)
+    assert row.metrics["gain"].half_width == pytest.approx(0.0)
+    same = gain_difference(g, g, ("ppo", "a2c"), resamples=2000)
+    assert same.mean == 0.0
+    assert same.low <= 0.0 <= same.high
+    assert not same.excludes_zero()
+    shifted = gain_difference(g + 1.0, g, ("ppo", "a2c"), resamples=2000)
+    assert shifted.mean == pytest.approx(1.0)
+    assert shifted.low > 0.0
+    assert shifted.excludes_zero()
+    rng = np.random.default_rng(0)
+    noisy = gain_difference(rng.normal(0.3, 0.2, (3, 24)), rng.normal(0.0, 0.2, (3, 24)), resamples=4000)
+    assert noisy.low < noisy.mean < noisy.high
+    assert noisy.excludes_zero()
+    with pytest.raises(ValueError, match="different prompt counts"):
+        gain_difference(g, np.zeros((2, 3)))
+
+
+def test_the_holdout_splits_the_prompts_into_disjoint_training_and_evaluation_sets() -> None:
+    config = load_config(preset="tiny", env="textenv/Toy-v0", eval_holdout=3)
+    train, held = split_prompts(config)
+    everything, same = split_prompts(config.replace(eval_holdout=0))
+    assert everything == same
+    assert len(train) + len(held) == len(everything)
+    assert held == everything[2::3]
+    assert not {p.text for p in train} & {p.text for p in held}
+    assert evaluation_prompts(config) == held
+    assert env_kwargs(config)["prompts"] == train
+    with pytest.raises(ConfigError, match="leaves"):
+        split_prompts(config.replace(eval_holdout=len(everything) + 1))
+    with pytest.raises(ConfigError, match="eval_holdout must be 0 or an integer ≥ 2"):
+        config.replace(eval_holdout=1)
+
+
+def test_the_main_job_evaluates_at_least_192_completions_per_policy_on_held_out_prompts() -> None:
+    from agents.cli import DEMO
+
+    config = load_config(preset=DEMO["preset"], env=DEMO["env"])
+    train, held = split_prompts(config)
+    assert len(held) * config.eval_samples >= 192
+    assert not {p.text for p in train} & {p.text for p in held}
+    assert DEMO["seeds"] >= 3

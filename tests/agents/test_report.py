@@ -101,15 +101,16 @@ def test_run_metrics_use_the_last_quarter_of_rollouts(runs: list[RunResult]) -> 
     m = run_metrics(runs[0])
     assert m.final_reward == pytest.approx(0.75)  # rollouts 7 and 8 of 8
     assert m.final_kl == pytest.approx(3.25)
-    assert m.reward_per_kl == pytest.approx((0.75 - 0.1) / 3.25)
+    assert m.curve_start == pytest.approx(0.15)  # rollouts 1 and 2: training means at both ends
+    assert m.reward_per_kl == pytest.approx((0.75 - 0.15) / 3.25)
     assert m.eval_reward == pytest.approx(0.8)
     assert (m.algo, m.seed, m.tokens, m.rollouts) == ("ppo", 0, 512, 8)
 
 
 def test_run_metrics_floor_the_kl_and_survive_an_empty_history(tmp_path: Path) -> None:
-    still = make_run("a2c", 0, [0.3], [0.0], before=0.1, root=tmp_path)
+    still = make_run("a2c", 0, [0.1, 0.3], [0.0, 0.0], before=0.1, root=tmp_path)
     assert run_metrics(still).reward_per_kl == pytest.approx(0.2 / 0.01)
-    below_zero = make_run("a2c", 0, [0.3], [-0.05], before=0.1, root=tmp_path)  # a sampled KL estimate can be < 0
+    below_zero = make_run("a2c", 0, [0.1, 0.3], [0.0, -0.05], root=tmp_path)  # a sampled KL estimate can be < 0
     assert run_metrics(below_zero).reward_per_kl == pytest.approx(0.2 / 0.01)
     still.history = []
     assert math.isnan(run_metrics(still).final_reward)
@@ -133,7 +134,8 @@ def test_report_has_header_table_definitions_plots_and_samples(runs: list[RunRes
     assert report == tmp_path / "report.md"
     text = report.read_text(encoding="utf-8")
     for needle in ("`textenv/Toy-v0`", "**Token budget per run:** 512", "**Seeds:** 0, 1", "**Date:**",
-                   "CPUs", "torch", "a note \\| with a pipe", "## Summary", "**final reward**",
+                   "CPUs", "torch", "a note \\| with a pipe", "## Training", "**curve start**, **curve end**",
+                   "## Did it learn?", "makes no claim about gains",
                    "last 25% of the run's rollouts", "95% confidence interval", "## Samples"):  # fmt: skip
         assert needle in text, needle
     summary = tables(text)[0]
@@ -218,3 +220,40 @@ def test_importing_the_report_module_is_cheap() -> None:
     code = "import sys, agents.report; print(sorted(m for m in ('matplotlib', 'torch') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_a_paired_evaluation_gives_gains_their_difference_and_one_sentence(
+    runs: list[RunResult], tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from agents.evaluation import EvaluationResult, gain_matrix, summarize_policy
+
+    def sample(score: float, kl: float = 0.0) -> dict[str, Any]:
+        return {"prompt": "p", "completion": "a b c", "rm_score": score, "kl_sum": kl, "n_tokens": 3,
+                "ref_logprob": -3.0}  # fmt: skip
+
+    n_prompts = 6
+    rng = np.random.default_rng(1)
+    start = [sample(float(s)) for s in rng.normal(0.0, 0.3, n_prompts)]
+    ppo = {seed: [sample(s["rm_score"] + 0.5 + 0.01 * seed, 1.5) for s in start] for seed in (0, 1)}
+    a2c = {seed: [sample(s["rm_score"] + 0.02 * (i % 2) - 0.01, 0.2) for i, s in enumerate(start)] for seed in (0, 1)}
+    evaluation = EvaluationResult(
+        [summarize_policy("start", {0: start}, n_prompts), summarize_policy("ppo", ppo, n_prompts, start),
+         summarize_policy("a2c", a2c, n_prompts, start)],
+        n_prompts,
+        1,
+        {"start": start},
+        {"ppo": gain_matrix(ppo, start, n_prompts), "a2c": gain_matrix(a2c, start, n_prompts)},
+    )  # fmt: skip
+    text = write_report(runs, tmp_path, evaluation=evaluation).read_text(encoding="utf-8")
+    assert "**At this budget ppo is ahead of a2c" in text
+    assert "- **ppo − a2c**: +0.505, 95% CI [" in text
+    gains = {cells(line)[0].strip(): cells(line) for line in tables(text)[0][2:]}
+    assert gains["`ppo`"][4].strip().startswith("+0.505 [+0.50")  # the gain with its paired interval
+    assert gains["`ppo`"][5].strip() == "+0.500, +0.510"  # per seed
+    assert "`ppo`: KL 1.500 nats per episode; perplexity under the reference 1.00× the starting policy's." in text
+    tied = EvaluationResult(evaluation.policies, n_prompts, 1, {}, {"ppo": evaluation.gains["a2c"],
+                            "a2c": evaluation.gains["a2c"]})  # fmt: skip
+    text = write_report(runs, tmp_path, evaluation=tied).read_text(encoding="utf-8")
+    assert "**This budget cannot separate ppo from a2c" in text
