@@ -83,7 +83,11 @@ def _log() -> RunLog:
             "samples_per_prompt": 3,
             "policies": {
                 "start": {**{k: _estimate(v, 0.01) for k, v in base.items()}, "win_rate": _estimate(None)},
-                "ppo": {**{k: _estimate(v + 1, None) for k, v in base.items()}, "win_rate": _estimate(0.625, 0.2)},
+                "ppo": {
+                    **{k: _estimate(v + 1, None) for k, v in base.items()},
+                    "win_rate": _estimate(0.625, 0.2),
+                    "gain": _estimate(1.0, 0.3),
+                },
             },
         },
         1.0,
@@ -127,10 +131,11 @@ def test_each_stage_status_and_number_is_in_its_cell(tmp_path: Path) -> None:
     assert "![learning curves](rl/compare/learning_curves.png)" in text
 
     evaluation = _rows(text, "| policy |")
-    assert evaluation["`start`"][1:] == ["0.200 ± 0.010", "0.000 ± 0.010", "150 ± 0.010", "0.500 ± 0.010",
+    # RM score, paired gain (none for the start itself), KL, perplexity, distinct-1, distinct-2, length, win rate
+    assert evaluation["`start`"][1:] == ["0.200 ± 0.010", "—", "0.000 ± 0.010", "150 ± 0.010", "0.500 ± 0.010",
                                          "0.750 ± 0.010", "4.000 ± 0.010", "—"]  # fmt: skip
-    assert evaluation["`ppo`"][1:] == ["1.200 (n=1)", "1.000 (n=1)", "151 (n=1)", "1.500 (n=1)", "1.750 (n=1)",
-                                       "5.000 (n=1)", "0.625 ± 0.200"]  # fmt: skip
+    assert evaluation["`ppo`"][1:] == ["1.200 (n=1)", "1.000 ± 0.300", "1.000 (n=1)", "151 (n=1)", "1.500 (n=1)",
+                                       "1.750 (n=1)", "5.000 (n=1)", "0.625 ± 0.200"]  # fmt: skip
     assert "2 prompts × 3 samples per policy" in text
     links = re.findall(r"\]\(([^)]+)\)", text)
     assert "evaluation/evaluation.md" in links
