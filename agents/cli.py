@@ -146,6 +146,15 @@ def ray_options(args: argparse.Namespace) -> Any:
     return RayOptions(address=args.ray or None, storage=args.storage, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus)
 
 
+def _cmd_sweep(args: argparse.Namespace) -> int:
+    from agents.sweep import load_sweep_config, run_sweep
+
+    sweep = load_sweep_config(args.config)
+    result = run_sweep(sweep, args.out, address=args.ray or None)
+    print(f"best gain {result.best_gain:+.3f}: {result.best_yaml} (all trials: {result.table})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full ``textenv`` parser."""
     parser = argparse.ArgumentParser(prog="textenv", description="RLHF as ordinary RL: text envs, rewards, agents.")
@@ -179,6 +188,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="runs/compare", help="output folder (report.md, plots, one run per seed)")
     add_ray_flags(p)
     p.set_defaults(func=_cmd_compare)
+
+    p = sub.add_parser("sweep", help="search TrainConfig fields with Ray Tune (ASHA), by the fixed evaluation's gain")
+    p.add_argument("--config", required=True, help="the sweep YAML file (see agents.sweep)")
+    p.add_argument("--out", default="runs/sweep", help="output folder: best.yaml, trials.md, tune/")
+    p.add_argument("--ray", default=None, metavar="ADDRESS", help="a Ray cluster: auto, HOST:PORT or ray://HOST:PORT "
+                   "(default: RAY_ADDRESS or a new local cluster)")  # fmt: skip
+    p.set_defaults(func=_cmd_sweep)
 
     p = sub.add_parser("demo", help="the main job: PPO vs A2C on textenv/Sentiment-v0 with SmolLM2-135M")
     p.set_defaults(func=_cmd_compare, **{k: v for k, v in DEMO.items() if k != "out"}, out=DEMO["out"])
