@@ -60,9 +60,16 @@ def add_device_flag(p: argparse.ArgumentParser) -> None:
     )
 
 
+#: TrainConfig fields that ``compare`` and ``demo`` set for every run themselves (their own flags).
+_SET_BY_COMPARE = ("env", "algo", "seed", "budget_tokens")
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    return {"budget_tokens": args.budget_tokens, "model": args.model, "device": args.device,
-            "precision": args.precision}  # fmt: skip
+    """Every TrainConfig field given as a flag (generated from the dataclass, :mod:`agents.config_flags`)."""
+    from agents.config import TrainConfig
+    from agents.config_flags import flag_values
+
+    return flag_values(args, TrainConfig, skip=("env", "algo", "seed"))
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
@@ -106,7 +113,7 @@ def _cmd_compare(args: argparse.Namespace) -> int:
             preset=args.preset,
             config=args.config,
             out_dir=out,
-            overrides={k: v for k, v in _overrides(args).items() if k != "budget_tokens" and v is not None} or None,
+            overrides={k: v for k, v in _overrides(args).items() if k not in _SET_BY_COMPARE} or None,
             progress=not args.no_progress,
             ray=ray_options(args),
         )
@@ -156,7 +163,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The full ``textenv`` parser."""
+    """The full ``textenv`` parser (``train``, ``compare`` and ``demo`` take a flag for every TrainConfig field)."""
+    from agents.config import TrainConfig
+    from agents.config_flags import add_dataclass_flags
+
     parser = argparse.ArgumentParser(prog="textenv", description="RLHF as ordinary RL: text envs, rewards, agents.")
     sub = parser.add_subparsers(dest="command", required=True)
     env_cli.add_commands(sub)
@@ -179,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None)
     p.add_argument("--out", default=None, help="run folder (default runs/<algo>-seed<seed>)")
     p.add_argument("--resume", action="store_true", help="continue from the run folder's checkpoint")
+    add_dataclass_flags(p, TrainConfig, skip=("env", "algo", "seed"))
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("compare", help="train several algorithms on the same env, seeds and budget; write a report")
@@ -187,6 +198,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, default=2, help="number of seeds per algorithm")
     p.add_argument("--out", default="runs/compare", help="output folder (report.md, plots, one run per seed)")
     add_ray_flags(p)
+    add_dataclass_flags(p, TrainConfig, skip=_SET_BY_COMPARE)
     p.set_defaults(func=_cmd_compare)
 
     p = sub.add_parser("sweep", help="search TrainConfig fields with Ray Tune (ASHA), by the fixed evaluation's gain")
@@ -202,6 +214,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_device_flag(p)
     p.add_argument("--precision", default=None, choices=["fp32", "bf16"], help="bf16: bfloat16 autocast on CUDA")
     add_ray_flags(p)
+    add_dataclass_flags(p, TrainConfig, skip=_SET_BY_COMPARE)
     p.set_defaults(config=None, no_progress=False)
     return parser
 

@@ -1,0 +1,101 @@
+"""Command-line flags generated from a config dataclass: one ``--field-name`` per field, its help its docstring.
+
+The YAML file and the flags fill the same dataclass (:class:`agents.config.TrainConfig`), so a field added there is
+a flag at once, documented by the string literal under it. Values are parsed by the field's annotation: ``int``,
+``float`` and ``str`` as such (``int | None`` also takes ``none``), anything else (``env_kwargs``, ``lora``) as a
+YAML value, e.g. ``--env-kwargs '{max_new_tokens: 16, kl_coef: 0.1}'``. A flag left out keeps the value of the
+preset or the ``--config`` file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import dataclasses
+import functools
+import inspect
+import itertools
+import textwrap
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import yaml
+
+__all__ = ["add_dataclass_flags", "field_docs", "flag_values"]
+
+
+@functools.cache
+def field_docs(cls: type) -> dict[str, str]:
+    """The docstring under each field of the dataclass ``cls`` (the string literal that follows its annotation)."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    docs: dict[str, str] = {}
+    for node, following in itertools.pairwise(body):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = " ".join(following.value.value.split())
+    return docs
+
+
+def _parser_for(annotation: str) -> tuple[Callable[[str], Any], str]:
+    """A string-to-value function for a field annotated ``annotation`` (a string under postponed evaluation)."""
+    parts = {part.strip() for part in annotation.split("|")}
+    optional = "None" in parts
+    parts.discard("None")
+    simple = {"int": int, "float": float, "str": str}
+    if len(parts) == 1 and next(iter(parts)) in simple:
+        kind = simple[next(iter(parts))]
+
+        def parse(text: str) -> Any:
+            if optional and text.strip().lower() in ("none", "null"):
+                return None
+            try:
+                return kind(text)
+            except ValueError:
+                raise argparse.ArgumentTypeError(f"expected {annotation}, got {text!r}") from None
+
+        return parse, next(iter(parts)).upper()
+
+    def parse_yaml(text: str) -> Any:
+        try:
+            return yaml.safe_load(text)
+        except yaml.YAMLError as exc:
+            raise argparse.ArgumentTypeError(f"not a YAML value: {text!r} ({exc})") from None
+
+    return parse_yaml, "YAML"
+
+
+def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = ()) -> list[str]:
+    """Add ``--field-name`` for every field of ``cls`` not in ``skip``, unless the parser has that flag already
+    (a hand-written one with choices or a shorter help); returns the fields added."""
+    docs = field_docs(cls)
+    added = []
+    for f in dataclasses.fields(cls):
+        if f.name in set(skip):
+            continue
+        parse, metavar = _parser_for(str(f.type))
+        default = f.default if f.default is not dataclasses.MISSING else "{}"
+        try:
+            parser.add_argument(
+                "--" + f.name.replace("_", "-"),
+                dest=f.name,
+                type=parse,
+                default=None,
+                metavar=metavar,
+                help=f"{docs.get(f.name, '')} ({cls.__name__}.{f.name}; default {default!r})",
+            )
+        except argparse.ArgumentError:  # the command defines this flag itself
+            continue
+        added.append(f.name)
+    return added
+
+
+def flag_values(args: argparse.Namespace, cls: type, *, skip: Iterable[str] = ()) -> dict[str, Any]:
+    """The fields of ``cls`` given as flags in ``args`` (those left out are not in the result)."""
+    names = {f.name for f in dataclasses.fields(cls)} - set(skip)
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
