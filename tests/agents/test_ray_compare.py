@@ -58,7 +58,8 @@ def _kill_the_worker_after_its_first_checkpoint(checkpoint: Path) -> int:
     while not (checkpoint / "model.zip").exists():
         assert time.monotonic() < deadline, "the run never wrote its first checkpoint"
         time.sleep(0.05)
-    workers = [p for p in psutil.process_iter(["cmdline"]) if "ray::_train_run" in " ".join(p.info["cmdline"] or ())]
+    # The local cluster's processes descend from this test process (another cluster on the machine is not ours).
+    workers = [p for p in psutil.Process().children(recursive=True) if "ray::_train_run" in " ".join(p.cmdline())]
     assert len(workers) == 1, workers
     os.kill(workers[0].pid, signal.SIGKILL)
     return workers[0].pid
