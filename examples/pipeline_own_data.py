@@ -4,7 +4,7 @@ The data and settings are in ``examples/support/`` (replies to customer messages
 your own prompts and demonstrations to use yours. The same run from the command line:
 ``textenv pipeline --config examples/support/pipeline.yaml``.
 
-    python examples/pipeline_own_data.py                            # SmolLM2-135M: a few minutes on 2 cores
+    python examples/pipeline_own_data.py                            # SmolLM2-135M: about 8 minutes on 2 cores
     TEXTENV_EXAMPLE_TINY=1 python examples/pipeline_own_data.py     # the toy model: seconds
 """
 
