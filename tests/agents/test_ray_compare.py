@@ -33,9 +33,15 @@ def cluster():
 
 
 def _numbers(result):
-    return {(run.config.algo, run.config.seed): (run.tokens, run.after["rm_score"], run.after["kl"],
-                                                  [row.get("rollout/rm_score") for row in run.history])
-            for run in result.runs}  # fmt: skip
+    """Every number of the comparison's runs, flat: tokens, final evaluation and the training curve."""
+    numbers = {}
+    for run in result.runs:
+        key = (run.config.algo, run.config.seed)
+        numbers.update({(*key, "tokens"): run.tokens, (*key, "rm_score"): run.after["rm_score"],
+                        (*key, "kl"): run.after["kl"]})  # fmt: skip
+        for i, row in enumerate(run.history):
+            numbers[(*key, "curve", i)] = row["rollout/rm_score"]
+    return numbers
 
 
 def _tensorboard_first_steps(folder: Path) -> list[int]:
@@ -86,7 +92,8 @@ def test_a_killed_worker_s_run_resumes_and_the_report_equals_the_sequential_one(
                      ray=RayOptions(num_cpus=2, max_retries=2))  # fmt: skip
     killer.join()
     assert killed, "no worker was killed"
-    assert _numbers(on_ray) == _numbers(sequential)
+    # Tokens, scores and curves are equal; the KL estimate (a sum of log-prob differences) to float32 rounding.
+    assert _numbers(on_ray) == pytest.approx(_numbers(sequential), rel=1e-5)
     # Two processes trained the PPO run: the killed one from token 0, the retry from its checkpoint on, not again.
     firsts = _tensorboard_first_steps(tmp_path / "ray/ppo/seed0")
     assert len(firsts) == 2
