@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-__all__ = ["grpo_available", "run_grpo"]
+__all__ = ["grpo_args", "grpo_available", "grpo_model", "run_grpo"]
 
 
 def grpo_available() -> str | None:
@@ -27,6 +27,28 @@ def grpo_available() -> str | None:
     except ImportError as err:
         return f"trl is not installed ({err}); install the bench extra: pip install 'textenv[bench]'"
     return None
+
+
+def grpo_args(out: str, *, seed: int, use_cpu: bool = True, **settings: Any) -> Any:
+    """TRL's ``GRPOConfig`` as every benchmark runs it (float32, no checkpoints, no logs), with ``settings`` over it."""
+    from trl import GRPOConfig
+
+    common: dict[str, Any] = {"output_dir": out, "bf16": False, "use_cpu": use_cpu, "gradient_checkpointing": False,
+                              "report_to": "none", "logging_steps": 10_000, "save_strategy": "no",
+                              "disable_tqdm": True, "seed": seed}  # fmt: skip
+    return GRPOConfig(**{**common, **settings})
+
+
+def grpo_model(folder: str) -> tuple[Any, Any]:
+    """The model (float32) and the left-padding tokenizer of ``folder``, as TRL's generation wants them."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return model, tokenizer
 
 
 def run_grpo(
@@ -41,8 +63,8 @@ def run_grpo(
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from transformers import TrainerCallback
+    from trl import GRPOTrainer
 
     tokens: list[int] = []
 
@@ -61,8 +83,10 @@ def run_grpo(
             ends.append((time.perf_counter(), time.process_time()))
 
     with tempfile.TemporaryDirectory() as out:
-        config = GRPOConfig(
-            output_dir=out,
+        config = grpo_args(
+            out,
+            seed=seed,
+            use_cpu=device == "cpu",
             per_device_train_batch_size=batch,
             num_generations=min(batch, 4),
             max_completion_length=new_tokens,
@@ -70,20 +94,8 @@ def run_grpo(
             beta=kl_coef,
             learning_rate=1e-4,
             max_steps=1 + runs,
-            bf16=False,
-            use_cpu=device == "cpu",
-            gradient_checkpointing=False,
-            report_to="none",
-            logging_steps=10_000,
-            save_strategy="no",
-            disable_tqdm=True,
-            seed=seed,
         )
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        model, tokenizer = grpo_model(folder)
         trainer = GRPOTrainer(model=model, reward_funcs=counted, args=config,
                               train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tokenizer,
                               callbacks=[StepClock()], peft_config=_lora_config(model) if lora else None)  # fmt: skip

@@ -37,10 +37,11 @@ def train_grpo(config: Any, seed: int, budget_s: float, out: Path, *, lr: float 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     from datasets import Dataset
-    from transformers import AutoModelForCausalLM, AutoTokenizer, TrainerCallback
-    from trl import GRPOConfig, GRPOTrainer
+    from transformers import TrainerCallback
+    from trl import GRPOTrainer
 
     from agents.train import split_prompts
+    from benchmarks.grpo import grpo_args, grpo_model
     from rewards.sentiment import VaderSentiment
     from textenv.models import smollm2_from_gguf
 
@@ -65,8 +66,9 @@ def train_grpo(config: Any, seed: int, budget_s: float, out: Path, *, lr: float 
 
     new_tokens = int(config.env_kwargs.get("max_new_tokens", 8))
     with tempfile.TemporaryDirectory() as scratch:
-        args = GRPOConfig(
-            output_dir=scratch,
+        args = grpo_args(
+            scratch,
+            seed=seed,
             per_device_train_batch_size=8,
             num_generations=4,
             max_completion_length=new_tokens,
@@ -74,20 +76,8 @@ def train_grpo(config: Any, seed: int, budget_s: float, out: Path, *, lr: float 
             beta=float(config.env_kwargs.get("kl_coef", 0.05)),
             learning_rate=lr,
             max_steps=100_000,  # the wall budget stops it
-            bf16=False,
-            use_cpu=True,
-            gradient_checkpointing=False,
-            report_to="none",
-            logging_steps=10_000,
-            save_strategy="no",
-            disable_tqdm=True,
-            seed=seed,
         )
-        model = AutoModelForCausalLM.from_pretrained(folder, dtype="float32")
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        tokenizer.padding_side = "left"
-        if tokenizer.pad_token is None:
-            tokenizer.pad_token = tokenizer.eos_token
+        model, tokenizer = grpo_model(folder)
         prompts = [p.text for p in split_prompts(config)[0]]
         trainer = GRPOTrainer(model=model, reward_funcs=sentiment, args=args,
                               train_dataset=Dataset.from_dict({"prompt": prompts}), processing_class=tokenizer,
