@@ -1,6 +1,6 @@
 """Compare PPO with A2C: the same env, seeds and token budget for each; a report with CIs, curves and samples.
 
-    python examples/compare_ppo_a2c.py                            # Sentiment-v0 with SmolLM2-135M: ~6 minutes
+    python examples/compare_ppo_a2c.py                            # Sentiment-v0 with SmolLM2-135M: ~8 minutes
     TEXTENV_EXAMPLE_TINY=1 python examples/compare_ppo_a2c.py     # the toy env: seconds
 
 The same from the command line: ``textenv compare --env textenv/Sentiment-v0 --algos ppo a2c --seeds 1
