@@ -36,8 +36,9 @@ config = load_config(
     preset="tiny" if TINY else "small",
     env="textenv/TextGen-v0",
     algo="ppo",
-    budget_tokens=64 if TINY else 256,
+    budget_tokens=64 if TINY else 512,  # small: one rollout of 32 episodes × 16 tokens
     eval_episodes=4 if TINY else 8,
+    eval_holdout=0,  # two prompts: train and evaluate on both (small holds every second prompt out)
     env_kwargs={
         "prompts": ["Customer: my parcel is late.\nAgent:", "Customer: the lid is broken.\nAgent:"],
         "max_prompt_tokens": 16,

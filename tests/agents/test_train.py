@@ -193,3 +193,42 @@ def test_yaml_config_and_unknown_env(tmp_path):
 
     with pytest.raises(UnknownEnvError, match="Did you mean"):
         make_agent(load_config(env="textenv/Toy-v1"))
+
+
+def test_checkpoints_do_not_change_a_run(tmp_path):
+    # A checkpoint only reads the run's state (weights, envs, RNG states), so how often one is written is a
+    # matter of cost, never of results: the presets may checkpoint rarely without changing any number.
+    often = train(_config("a2c", budget_tokens=256, eval_episodes=4, checkpoint_every=1), tmp_path / "a",
+                  progress=False)  # fmt: skip
+    rarely = train(_config("a2c", budget_tokens=256, eval_episodes=4, checkpoint_every=1000), tmp_path / "b",
+                   progress=False)  # fmt: skip
+    keys = ("rollout/rm_score", "rollout/kl", "rollout/return")
+    assert [h[k] for h in often.history for k in keys] == [h[k] for h in rarely.history for k in keys]
+    assert often.after == rarely.after
+
+
+@pytest.mark.parametrize("preset", ["small", "demo"])
+def test_the_sentiment_presets_checkpoint_as_rarely_for_a2c_as_for_ppo(preset):
+    # A checkpoint writes the whole model (~0.6 GB for SmolLM2-135M, 1.5-2 s); checkpoint_every counts rollouts,
+    # and A2C's are 4× shorter, so the same count would make it checkpoint 4× as often in tokens.
+    every = {}
+    for algo in ("ppo", "a2c"):
+        config = load_config(preset=preset, algo=algo)
+        every[algo] = config.checkpoint_every * config.n_envs * config.n_steps
+        assert every[algo] >= config.budget_tokens  # one checkpoint at the end of a run of the preset's budget
+    assert every["ppo"] == every["a2c"]
+
+
+def test_the_small_preset_is_the_demo_recipe_for_16_token_completions():
+    from agents.config import PRESETS
+
+    small, demo = load_config(preset="small"), load_config(preset="demo")
+    assert small.env_kwargs["max_new_tokens"] == 2 * demo.env_kwargs["max_new_tokens"] == 16
+    episodes = {c.budget_tokens // c.env_kwargs["max_new_tokens"] for c in (small, demo)}
+    assert episodes == {256}  # the same episodes per run, and the same rollouts of whole episodes
+    assert small.n_steps == small.env_kwargs["max_new_tokens"]
+    assert small.n_envs == demo.n_envs
+    assert (small.eval_samples, small.eval_holdout) == (demo.eval_samples, demo.eval_holdout)  # fixed evaluation
+    assert small.trainable_layers == demo.trainable_layers
+    assert small.learning_rate == demo.learning_rate
+    assert PRESETS["small"]["a2c"]["n_envs"] == PRESETS["demo"]["a2c"]["n_envs"]
