@@ -96,7 +96,9 @@ def run_cell(spec: dict[str, Any]) -> dict[str, Any]:
     result["peak_above_baseline_mb"] = result["peak_rss_mb"] - baseline
     if "memory" in result:
         m = result["memory"]
-        m["budget"] = m["policy"] + m["optimizer"] + m["reference"]
+        # The bound counts the gradients too (the decision on issue 14): SB3's PPO clips over all of them, so every
+        # trainable parameter's gradient exists at once, at the peak, before the optimizer step frees them.
+        m["budget"] = m["policy"] + m["trainable_gradients"] + m["optimizer"] + m["reference"]
         m["budget_mb"] = m["budget"] / MB
         m["ratio"] = result["peak_above_baseline_mb"] / m["budget_mb"]
     return result
@@ -233,6 +235,8 @@ def _learn(
             "reference": parameter_bytes(vec.envs[0].unwrapped.model),
             "gradients": sum(p.grad.numel() * p.grad.element_size() for p in model.policy.parameters()
                              if p.grad is not None),
+            "trainable_gradients": sum(p.numel() * p.element_size() for p in model.policy.parameters()
+                                       if p.requires_grad),
         }  # fmt: skip
 
     return run, state

@@ -233,8 +233,8 @@ def targets(cells: list[dict[str, Any]], model: str, batch: int, new_tokens: int
     for row in ("D_ppo1", "D_lora"):
         d_cell = cell(row)
         memory = d_cell.get("memory") if d_cell else None
-        check(f"{row} peak memory / (policy + value head + optimizer state + reference)",
-              None if memory is None else memory["ratio"], "<=", 1.2)  # fmt: skip
+        check(f"{row} peak memory / (policy + value head + gradients + optimizer state + reference)",
+              None if memory is None else memory["ratio"], "<=", 1.5)  # fmt: skip
     b_lora, d_lora, e_lora = rate("B_lora"), rate("D_lora"), rate("E_lora")
     check("B_lora / A", None if a is None or b_lora is None else b_lora / a, ">=", 0.8)
     check("D_lora / E_lora", None if d_lora is None or e_lora is None else d_lora / e_lora, ">=", 1.5)
