@@ -69,7 +69,8 @@ def enabled() -> bool:
 @contextmanager
 def packed_linears(model: nn.Module) -> Iterator[None]:
     """Within the block, no-grad CPU float32 forwards of ``model`` use prepacked weights."""
-    if not enabled() or torch.is_grad_enabled():
+    ops = compat.mkldnn_linear() if _STATE["usable"] else None  # resolved once per block, not per layer call
+    if ops is None or torch.is_grad_enabled():
         yield
         return
     conv1d = _conv1d_type()
@@ -77,9 +78,9 @@ def packed_linears(model: nn.Module) -> Iterator[None]:
     for module in model.modules():
         kind = type(module)
         if kind.forward is nn.Linear.forward:
-            module.forward = partial(_linear_forward, module, False)
+            module.forward = partial(_linear_forward, ops, module, False)
         elif conv1d is not None and kind.forward is conv1d.forward:
-            module.forward = partial(_linear_forward, module, True)
+            module.forward = partial(_linear_forward, ops, module, True)
         else:
             continue
         patched.append(module)
@@ -136,10 +137,10 @@ def _sample(weight: torch.Tensor) -> torch.Tensor:
     return weight.detach()[:: max(1, rows // side), :: max(1, cols // side)]
 
 
-def _linear_forward(module: Any, transposed: bool, x: torch.Tensor) -> torch.Tensor:
-    ops = compat.mkldnn_linear() if x.dtype == torch.float32 and x.device.type == "cpu" else None
-    packed = None if ops is None else _packed(module.weight, transposed, ops[0])
-    if ops is None or packed is None:
+def _linear_forward(ops: tuple[Any, Any], module: Any, transposed: bool, x: torch.Tensor) -> torch.Tensor:
+    usable = x.dtype == torch.float32 and x.device.type == "cpu"
+    packed = _packed(module.weight, transposed, ops[0]) if usable else None
+    if packed is None:
         return type(module).forward(module, x)
     out_features = packed.shape[0]
     y = ops[1](x.reshape(-1, x.shape[-1]), packed, module.bias, "none", [], "")
