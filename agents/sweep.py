@@ -39,7 +39,7 @@ from typing import Any
 import yaml
 
 from agents.config import PRESETS, TrainConfig, load_config
-from agents.io import atomic_write_text
+from agents.io import atomic_write_text, read_yaml_mapping
 from textenv.errors import ConfigError
 
 __all__ = ["SEARCH_KINDS", "SweepConfig", "SweepResult", "load_sweep_config", "run_sweep"]
@@ -155,14 +155,7 @@ class SweepResult:
 def load_sweep_config(path: str | Path) -> SweepConfig:
     """Read a sweep file; unknown keys are an error naming them."""
     file = Path(path).expanduser()
-    try:
-        data = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"Sweep file {str(path)!r} does not exist.") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Sweep file {file} is not valid YAML: {exc}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"Sweep file {file} must hold a mapping of field: value.")
+    data = read_yaml_mapping(path, "Sweep file")
     known = {f.name for f in dataclasses.fields(SweepConfig)}
     unknown = sorted(set(data) - known)
     if unknown:

@@ -27,11 +27,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-import yaml
-
 from agents.compare import check_algos, check_budget, check_seeds
 from agents.config import ALGOS, PRESETS, TrainConfig, load_config
 from agents.errors import ConfigError
+from agents.io import read_yaml_mapping
 from agents.sft.train import SFTConfig
 
 __all__ = [
@@ -392,15 +391,6 @@ def load_pipeline_config(path: str | os.PathLike[str], **overrides: Any) -> Pipe
         ConfigError: The file is missing, not YAML, or holds a bad field (named with its section).
     """
     file = Path(path).expanduser()
-    try:
-        loaded = yaml.safe_load(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"Pipeline config {str(path)!r} does not exist (resolved to {file.resolve()}).") from None
-    except yaml.YAMLError as exc:
-        raise ConfigError(f"Pipeline config {file} is not valid YAML: {exc}") from None
-    if loaded is None:
-        raise ConfigError(f"Pipeline config {file} is empty; it needs at least name: <run name>.")
-    if not isinstance(loaded, dict):
-        raise ConfigError(f"Pipeline config {file} must hold a mapping of field: value.")
+    loaded = read_yaml_mapping(path, "Pipeline config", empty_hint="it needs at least name: <run name>")
     loaded.update({k: v for k, v in overrides.items() if v is not None})
     return pipeline_config_from_dict(loaded, base_dir=file.parent)
