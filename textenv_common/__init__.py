@@ -1,0 +1,1 @@
+"""Shared infrastructure of textenv, agents and rewards: the bottom layer; it imports none of them."""
