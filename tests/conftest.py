@@ -11,9 +11,11 @@ that ``import textenv`` does not import torch, and the fixtures import what they
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import shutil
 import tempfile
+from collections.abc import Callable, Iterator
 from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
@@ -135,12 +137,30 @@ def restore_shared_models():
     MODELS.forget(MODELS.keys() - before)
 
 
-@pytest.fixture(autouse=True, scope="session")
-def _one_torch_thread():
-    """Tiny models run fastest on one thread; on a 2-core machine two OpenMP threads mostly wait on each other."""
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` intra-op threads inside the block, and restore the number it had after it."""
     import torch
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _one_torch_thread() -> Iterator[None]:
+    """Tiny models run fastest on one thread; on a 2-core machine two OpenMP threads mostly wait on each other.
+
+    The whole suite runs on one thread; a test that needs another number takes the ``torch_threads`` fixture.
+    """
+    with _torch_threads(1):
+        yield
+
+
+@pytest.fixture(scope="session")
+def torch_threads() -> Callable[[int], contextlib.AbstractContextManager[None]]:
+    """``with torch_threads(n):`` runs the block on ``n`` torch threads (the suite's one thread restored after)."""
+    return _torch_threads

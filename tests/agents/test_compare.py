@@ -60,18 +60,10 @@ def test_bad_input_fails_before_any_training(kwargs: dict[str, Any], match: str,
 
 @pytest.fixture(scope="module")
 def comparison(tmp_path_factory: pytest.TempPathFactory) -> ComparisonResult:
-    import torch
-
     out = tmp_path_factory.mktemp("compare")
-    # The toy model's matrices are too small to split across threads; on a busy 2-core machine two intra-op
-    # threads made these four runs 3x slower than one.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        return compare(ENV, ["ppo", "a2c"], seeds=2, budget_tokens=256, preset="tiny", out_dir=out,
-                       overrides=OVERRIDES, progress=False)  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
+    # Runs on the suite's one torch thread (tests/conftest.py): the toy model's matrices are too small to split.
+    return compare(ENV, ["ppo", "a2c"], seeds=2, budget_tokens=256, preset="tiny", out_dir=out,
+                   overrides=OVERRIDES, progress=False)  # fmt: skip
 
 
 def test_compare_trains_every_algorithm_on_every_seed_and_writes_the_report(

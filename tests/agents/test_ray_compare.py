@@ -71,18 +71,12 @@ def _kill_the_worker_after_its_first_checkpoint(checkpoint: Path) -> int:
     return workers[0].pid
 
 
-def test_a_killed_worker_s_run_resumes_and_the_report_equals_the_sequential_one(cluster, tmp_path):
+def test_a_killed_worker_s_run_resumes_and_the_report_equals_the_sequential_one(cluster, tmp_path, torch_threads):
     import threading
 
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(2)  # as the Ray tasks run (Ray gives a task of 2 CPUs 2 threads): the same float sums
-    try:
+    with torch_threads(2):  # as the Ray tasks run (Ray gives a task of 2 CPUs 2 threads): the same float sums
         sequential = compare(**SETTINGS, budget_tokens=BUDGET, out_dir=tmp_path / "sequential", overrides=OVERRIDES,
                              progress=False)  # fmt: skip
-    finally:
-        torch.set_num_threads(threads)
     killed: list[int] = []
     killer = threading.Thread(
         target=lambda: killed.append(_kill_the_worker_after_its_first_checkpoint(tmp_path / "ray/ppo/seed0/checkpoint"))

@@ -1,4 +1,4 @@
-"""Fixtures of the reward tests: a single torch thread, separable synthetic preferences, a tiny reward model.
+"""Fixtures of the reward tests: separable synthetic preferences, a tiny reward model.
 
 Imports stay light here (torch and transformers load inside the fixtures), as in ``tests/conftest.py``.
 """
@@ -6,7 +6,6 @@ Imports stay light here (torch and transformers load inside the fixtures), as in
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -36,32 +35,12 @@ def separable_pairs(n: int, seed: int = 0) -> list:
     return pairs
 
 
-@pytest.fixture
-def torch_one_thread() -> Iterator[None]:
-    """Run torch on one thread: tiny models gain nothing from more, and lose a lot on a busy machine."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="session")
 def tiny_rm_dir(tiny_lm_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A reward model trained from the tiny toy GPT-2 on separable pairs (a few seconds, once a session)."""
-    import torch
-
     from rewards import PreferenceData, RewardModelTrainingConfig, train_reward_model
 
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        out = tmp_path_factory.mktemp("tiny-rm") / "rm"
-        config = RewardModelTrainingConfig(
-            epochs=2, batch_size=16, learning_rate=1e-3, eval_fraction=0.2, progress=False
-        )
-        train_reward_model(PreferenceData(tuple(separable_pairs(160))), tiny_lm_dir, out, config)
-    finally:
-        torch.set_num_threads(before)
+    out = tmp_path_factory.mktemp("tiny-rm") / "rm"
+    config = RewardModelTrainingConfig(epochs=2, batch_size=16, learning_rate=1e-3, eval_fraction=0.2, progress=False)
+    train_reward_model(PreferenceData(tuple(separable_pairs(160))), tiny_lm_dir, out, config)
     return out

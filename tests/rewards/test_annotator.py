@@ -102,7 +102,6 @@ def test_written_pairs_are_training_data(tmp_path: Path) -> None:
     assert '"reward_chosen": 3.0' in line
 
 
-@pytest.mark.usefixtures("torch_one_thread")
 def test_lm_pair_sampler_samples_two_seeded_completions(tiny_lm_dir: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -15,8 +15,6 @@ from textenv.errors import ModelLoadError
 
 from .conftest import separable_pairs
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
 
 def run(*argv: str) -> int:
     parser = argparse.ArgumentParser(prog="textenv")

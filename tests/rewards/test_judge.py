@@ -12,8 +12,6 @@ import pytest
 import rewards
 from rewards.judge import PLAIN_TEMPLATE, LMJudge
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
 PROMPTS = ["The film was", "Dinner at this place", "My day"]
 COMPLETIONS = [" wonderful, I loved it.", " cold and late.", " fine"]
 

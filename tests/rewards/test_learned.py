@@ -32,8 +32,6 @@ from rewards.learned import LearnedReward, encode_texts, wilson_interval
 
 from .conftest import separable_pairs
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
 FAST = {"batch_size": 16, "learning_rate": 1e-3, "progress": False}
 
 

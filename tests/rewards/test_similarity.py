@@ -12,8 +12,6 @@ import rewards
 from rewards.errors import MissingDependencyError, RewardInputError
 from rewards.similarity import SemanticSimilarity, minilm_folder
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
 
 @pytest.fixture(scope="module")
 def reward() -> rewards.ValidatedReward:
