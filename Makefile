@@ -12,7 +12,7 @@ LOCK_VENV := .venv-lock
 MIN := requirements/min.txt
 MIN_VENV := .venv-min
 
-.PHONY: install browser demo test test-plain lint bench lock test-min clean
+.PHONY: install browser demo test test-fast test-plain lint bench lock test-min clean
 
 $(STAMP): pyproject.toml Makefile $(LOCK)
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,11 @@ lint: $(STAMP)
 
 test: lint browser
 	$(BIN)/python -m pytest
+
+# The inner loop (about 2 minutes on 2 cores): the suite without the tests marked slow (each has a fast test of
+# the same path), those that need the real default model, and the browser test. `make test` stays the whole suite.
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not real_model and not browser"
 
 # The plain lane (CI runs it after `make test`): every fast path behind textenv/compat.py switched off, so the
 # plain fallbacks taken on other library versions stay correct. Tests of a fast path itself skip here.
