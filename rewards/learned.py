@@ -43,6 +43,7 @@ from rewards._util import torch_device
 from rewards.base import Reward
 from rewards.errors import RewardModelError
 from rewards.preferences import PreferencePair
+from textenv_common.intervals import wilson_interval
 
 __all__ = [
     "FORMAT_NAME",
@@ -54,6 +55,7 @@ __all__ = [
     "encode_texts",
     "evaluate_pairwise",
     "rating_target",
+    "wilson_interval",
 ]
 
 METADATA_FILE = "textenv_reward_model.json"
@@ -338,8 +340,6 @@ class LearnedReward(Reward):
 
 # -- evaluation ---------------------------------------------------------------------------------------------
 
-_Z95 = 1.959963984540054
-
 
 @dataclass(frozen=True)
 class PairwiseEvaluation:
@@ -368,18 +368,6 @@ class PairwiseEvaluation:
             f"pairwise accuracy {self.accuracy:.1%} (95% CI {self.ci_low:.1%} to {self.ci_high:.1%}) on "
             f"{self.n} pairs; {self.ties} ties; mean margin {self.mean_margin:+.3f}"
         )
-
-
-def wilson_interval(successes: float, n: int, z: float = _Z95) -> tuple[float, float]:
-    """Return the Wilson score interval of a binomial proportion (``(0, 1)`` when ``n`` is 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denominator = 1.0 + z * z / n
-    center = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # The interval always holds p; the clamps only remove rounding error at p = 0 or 1.
-    return max(0.0, min(p, center - half)), min(1.0, max(p, center + half))
 
 
 def evaluate_pairwise(
