@@ -34,6 +34,7 @@ import numpy.typing as npt
 
 from rewards._util import torch_device
 from rewards.base import Reward
+from textenv_common.hf import load_pretrained, load_tokenizer
 
 __all__ = ["CHAT_TEMPLATE", "PLAIN_TEMPLATE", "LMJudge"]
 
@@ -135,14 +136,14 @@ class LMJudge(Reward):
     def _ensure_loaded(self) -> None:
         if self._model is not None:
             return
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         folder = str(self.path)
-        self._tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
-        model.to(torch_device(self.device))
-        model.eval()
-        self._model = model
+        device = torch_device(self.device)
+        self._tokenizer = load_tokenizer(folder)
+        self._model = load_pretrained(
+            AutoModelForCausalLM, folder, tokenizer=self._tokenizer, device=device, use_safetensors=True
+        )
         self._answer_ids = self._answers()
 
     def _answers(self) -> tuple[list[int], list[int]]:

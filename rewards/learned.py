@@ -43,6 +43,7 @@ from rewards._util import torch_device
 from rewards.base import Reward
 from rewards.errors import RewardModelError
 from rewards.preferences import PreferencePair
+from textenv_common.hf import LOAD_ERRORS, load_pretrained, load_tokenizer
 from textenv_common.intervals import wilson_interval
 
 __all__ = [
@@ -269,23 +270,21 @@ class LearnedReward(Reward):
         self._load()
 
     def _load(self) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
+        device = torch_device(self.device)  # a bad device is the caller's ValueError, not a loading error
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.path)
-            model = AutoModelForSequenceClassification.from_pretrained(self.path, use_safetensors=True)
-        except (OSError, ValueError, KeyError) as exc:
+            tokenizer = load_tokenizer(self.path)
+            model = load_pretrained(
+                AutoModelForSequenceClassification, self.path, tokenizer=tokenizer, device=device, use_safetensors=True
+            )
+        except LOAD_ERRORS as exc:
             raise RewardModelError(f"could not load the reward model in {self.path}: {exc}") from exc
         if model.config.num_labels != len(self.info.dimensions):
             raise RewardModelError(
                 f"{self.path}: the classifier has {model.config.num_labels} outputs but {METADATA_FILE} "
                 f"names {len(self.info.dimensions)} dimensions {list(self.info.dimensions)}"
             )
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model.config.pad_token_id = tokenizer.pad_token_id
-        model.to(torch_device(self.device))
-        model.eval()
         positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
         if positions:
             self.max_length = min(self.max_length, int(positions))

@@ -19,6 +19,7 @@ import numpy.typing as npt
 from rewards._util import meta_column, package_folder, torch_device
 from rewards.base import Reward
 from rewards.errors import RewardInputError
+from textenv_common.hf import load_pretrained, load_tokenizer
 
 __all__ = ["SemanticSimilarity", "minilm_folder"]
 
@@ -101,13 +102,13 @@ class SemanticSimilarity(Reward):
         self._reference_embedding: npt.NDArray[np.float32] | None = None
 
     def _load(self) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        encoder = AutoModel.from_pretrained(self.model_path, use_safetensors=True)
-        encoder.to(torch_device(self.device))
-        encoder.eval()
-        self._encoder = encoder
+        device = torch_device(self.device)
+        self._tokenizer = load_tokenizer(self.model_path)
+        self._encoder = load_pretrained(
+            AutoModel, self.model_path, tokenizer=self._tokenizer, device=device, use_safetensors=True
+        )
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return the L2-normalised embeddings of ``texts``, shape ``(len(texts), dim)``."""
