@@ -43,6 +43,7 @@ from rewards._util import torch_device
 from rewards.base import Reward
 from rewards.errors import RewardModelError
 from rewards.preferences import PreferencePair
+from textenv_common.checks import check_int
 from textenv_common.hf import LOAD_ERRORS, load_pretrained, load_tokenizer
 from textenv_common.intervals import wilson_interval
 
@@ -102,9 +103,9 @@ class RewardModelInfo:
         for name, w in self.weights.items():
             if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
                 raise ValueError(f"the weight of {name!r} must be a finite number, got {w!r}")
-        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 2:
-            raise ValueError(f"max_length must be an int >= 2, got {self.max_length!r}")
+        check_int("max_length", self.max_length, 2)
         object.__setattr__(self, "dimensions", dims)
+        object.__setattr__(self, "max_length", int(self.max_length))
         object.__setattr__(self, "weights", {d: float(self.weights[d]) for d in dims})
 
     def to_json(self) -> dict[str, Any]:
@@ -250,20 +251,16 @@ class LearnedReward(Reward):
         max_length: int | None = None,
     ) -> None:
         owner = type(self).__name__
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"{owner}: batch_size must be a positive int, got {batch_size!r}")
-        if max_length is not None and (
-            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
-        ):
-            raise ValueError(f"{owner}: max_length must be an int >= 2 or None, got {max_length!r}")
+        check_int(f"{owner}: batch_size", batch_size, 1)
+        check_int(f"{owner}: max_length", max_length, 2, optional=True)
         self.path = str(Path(path).expanduser())
         self.info = check_model_folder(self.path)
         if output is not None and output not in self.info.dimensions:
             raise ValueError(f"{owner}: output must be one of {list(self.info.dimensions)} or None, got {output!r}")
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.device = device
         self.output = output
-        self.max_length = max_length or self.info.max_length
+        self.max_length = self.info.max_length if max_length is None else int(max_length)
         self.last_parts: dict[str, npt.NDArray[np.float64]] = {}
         self._model: Any = None
         self._tokenizer: Any = None
