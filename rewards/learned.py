@@ -43,6 +43,7 @@ from rewards._util import torch_device
 from rewards.base import Reward
 from rewards.errors import RewardModelError
 from rewards.preferences import PreferencePair
+from rewards.registry import resolve
 from textenv_common.checks import check_int
 from textenv_common.hf import LOAD_ERRORS, load_pretrained, load_tokenizer
 from textenv_common.intervals import wilson_interval
@@ -378,8 +379,6 @@ def evaluate_pairwise(
         ValueError: If ``pairs`` is empty.
         InvalidRewardOutputError: If the reward returns a bad score (it is wrapped in a ``ValidatedReward``).
     """
-    from rewards.registry import resolve
-
     if not pairs:
         raise ValueError("evaluate_pairwise needs at least one pair")
     checked = resolve(reward)
