@@ -39,15 +39,11 @@ from rewards.errors import (
     RewardPluginWarning,
     UnknownRewardError,
 )
+from rewards.evaluation import PairwiseEvaluation, evaluate_pairwise
 from rewards.human.reward import HumanReward
 from rewards.judge import LMJudge
-from rewards.learned import (
-    METADATA_FILE,
-    LearnedReward,
-    PairwiseEvaluation,
-    RewardModelInfo,
-    evaluate_pairwise,
-)
+from rewards.learned import LearnedReward
+from rewards.model_folder import METADATA_FILE, RewardModelInfo
 from rewards.offensive import OffensiveLanguage
 from rewards.overlap import RougeReward
 from rewards.patterns import FormatReward, RegexReward, RepetitionReward

@@ -26,6 +26,7 @@ import numpy as np
 
 from rewards.errors import RewardInputError
 from rewards.preferences import PreferencePair, write_jsonl
+from rewards.registry import resolve
 
 __all__ = ["AnnotatedPair", "LMPairSampler", "SimulationResult", "simulate_preferences"]
 
@@ -177,8 +178,6 @@ def simulate_preferences(
         ValueError: If ``temperature`` is negative, or the sampler returns the wrong number of pairs.
         RewardInputError: If a ``meta`` column does not have one value per prompt.
     """
-    from rewards.registry import resolve
-
     if not (math.isfinite(temperature) and temperature >= 0):
         raise ValueError(f"temperature must be a finite number >= 0, got {temperature!r}")
     meta = dict(meta or {})

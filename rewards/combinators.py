@@ -30,6 +30,7 @@ import numpy.typing as npt
 from rewards.base import Reward
 from rewards.errors import RewardConfigError
 from rewards.protocol import RewardFn
+from rewards.registry import resolve
 from rewards.validation import ValidatedReward
 
 __all__ = ["Clip", "RewardSpec", "RunningNormalize", "WeightedSum", "build_reward"]
@@ -51,8 +52,6 @@ def build_reward(spec: RewardSpec, *, name: str | None = None) -> ValidatedRewar
         RewardConfigError: If a mapping has no ``"reward"`` entry.
         UnknownRewardError: If a name is not registered.
     """
-    from rewards.registry import resolve  # the registry imports this module
-
     if isinstance(spec, (str, Mapping, ValidatedReward)):
         return resolve(spec)
     if name is not None and callable(spec):

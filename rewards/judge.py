@@ -34,6 +34,8 @@ import numpy.typing as npt
 
 from rewards._util import torch_device
 from rewards.base import Reward
+from textenv_common.checks import check_int
+from textenv_common.hf import load_pretrained, load_tokenizer
 
 __all__ = ["CHAT_TEMPLATE", "PLAIN_TEMPLATE", "LMJudge"]
 
@@ -98,9 +100,8 @@ class LMJudge(Reward):
         owner = type(self).__qualname__
         if not isinstance(question, str) or not question.strip():
             raise ValueError(f"{owner}: question must be a non-empty str, got {question!r}")
-        for field, value in (("batch_size", batch_size), ("max_length", max_length)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{owner}: {field} must be a positive int, got {value!r}")
+        check_int(f"{owner}: batch_size", batch_size, 1)
+        check_int(f"{owner}: max_length", max_length, 1)
         if template is not None:
             _check_template(template, owner)
         self.path: str | None = None
@@ -123,8 +124,8 @@ class LMJudge(Reward):
         self.chat = chat
         self.yes = yes
         self.no = no
-        self.batch_size = batch_size
-        self.max_length = max_length
+        self.batch_size = int(batch_size)
+        self.max_length = int(max_length)
         self.device = device
         self._answer_ids: tuple[list[int], list[int]] | None = None
         if self._tokenizer is not None:
@@ -135,14 +136,14 @@ class LMJudge(Reward):
     def _ensure_loaded(self) -> None:
         if self._model is not None:
             return
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM
 
         folder = str(self.path)
-        self._tokenizer = AutoTokenizer.from_pretrained(folder)
-        model = AutoModelForCausalLM.from_pretrained(folder, use_safetensors=True)
-        model.to(torch_device(self.device))
-        model.eval()
-        self._model = model
+        device = torch_device(self.device)
+        self._tokenizer = load_tokenizer(folder)
+        self._model = load_pretrained(
+            AutoModelForCausalLM, folder, tokenizer=self._tokenizer, device=device, use_safetensors=True
+        )
         self._answer_ids = self._answers()
 
     def _answers(self) -> tuple[list[int], list[int]]:

@@ -1,16 +1,9 @@
 """Learned reward models: a sequence classifier trained on preferences, loaded and used as a reward.
 
-A reward model folder (written by ``rewards.train_reward_model`` or ``textenv rm train``) holds:
-
-- the classifier, saved by ``save_pretrained`` as ``model.safetensors``
-  (``AutoModelForSequenceClassification`` with one output per dimension), and its tokenizer;
-- ``textenv_reward_model.json`` (``METADATA_FILE``): what the outputs mean (``RewardModelInfo``: the
-  dimensions, their weights in the total score, the token limit, the base model and training statistics);
-- ``loss_curve.png`` and ``history.csv`` from training.
-
-``LearnedReward`` refuses a folder without the metadata file, and one whose weights are only in pickle
-formats (``*.bin``, ``*.pt``, ``*.pth``, ``*.pkl``, ``*.ckpt``): unpickling runs arbitrary code, so it loads
-``model.safetensors`` only (``use_safetensors=True``).
+The model lives in a reward model folder (``rewards.model_folder``: the classifier's safetensors weights, its
+tokenizer and ``textenv_reward_model.json``). ``LearnedReward`` refuses a folder that ``check_model_folder``
+refuses (no metadata file, or pickle-only weights) and loads ``model.safetensors`` only
+(``use_safetensors=True``). Its pairwise accuracy on held-out pairs is ``rewards.evaluation.evaluate_pairwise``.
 
 **What the model reads.** The prompt's token ids followed by the completion's, each text tokenized on
 its own (the prompt with the tokenizer's special tokens, such as a BOS, the completion without), which is
@@ -28,11 +21,8 @@ dimension the score is the weighted total ``Σ_d w_d · out_d``, each ``out_d`` 
 
 from __future__ import annotations
 
-import json
-import math
 import os
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -42,8 +32,13 @@ import numpy.typing as npt
 from rewards._util import torch_device
 from rewards.base import Reward
 from rewards.errors import RewardModelError
-from rewards.preferences import PreferencePair
+from rewards.evaluation import PairwiseEvaluation, evaluate_pairwise
+from rewards.model_folder import FORMAT_NAME, METADATA_FILE, RewardModelInfo, check_model_folder
+from textenv_common.checks import check_int
+from textenv_common.hf import LOAD_ERRORS, load_pretrained, load_tokenizer
+from textenv_common.intervals import wilson_interval
 
+# The folder format, the evaluation and the interval are re-exported: they lived here before.
 __all__ = [
     "FORMAT_NAME",
     "METADATA_FILE",
@@ -53,129 +48,15 @@ __all__ = [
     "check_model_folder",
     "encode_texts",
     "evaluate_pairwise",
+    "pad_right",
     "rating_target",
+    "wilson_interval",
 ]
-
-METADATA_FILE = "textenv_reward_model.json"
-"""The metadata file that marks a folder as a textenv reward model."""
-
-FORMAT_NAME = "textenv-reward-model"
-_FORMAT_VERSION = 1
-_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".pkl", ".pickle", ".ckpt")
-_SAFE_WEIGHTS = ("model.safetensors", "model.safetensors.index.json")
 
 
 def rating_target(rating: float) -> float:
     """Map a 1–5 rating to the regression target of its output, ``(rating − 3) / 2`` in ``[-1, 1]``."""
     return (rating - 3.0) / 2.0
-
-
-@dataclass(frozen=True)
-class RewardModelInfo:
-    """The contents of ``textenv_reward_model.json``.
-
-    Attributes:
-        dimensions: The output names: ``("score",)`` for a pairwise model, else the rating dimensions.
-        weights: Weight of each dimension in the total score.
-        max_length: Token limit of the inputs (see the module docstring).
-        base: The base model the classifier was fine-tuned from.
-        kind: ``"pairwise"``, ``"ratings"`` or ``"pairwise+ratings"``: what it was trained on.
-        training: Training statistics (sizes, losses, held-out accuracy, time, config).
-    """
-
-    dimensions: tuple[str, ...]
-    weights: Mapping[str, float]
-    max_length: int
-    base: str
-    kind: str = "pairwise"
-    training: Mapping[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        dims = tuple(self.dimensions)
-        if not dims or len(set(dims)) != len(dims) or not all(isinstance(d, str) and d for d in dims):
-            raise ValueError(f"dimensions must be distinct non-empty strings, got {self.dimensions!r}")
-        if set(self.weights) != set(dims):
-            raise ValueError(f"weights must name exactly the dimensions {list(dims)}, got {dict(self.weights)}")
-        for name, w in self.weights.items():
-            if isinstance(w, bool) or not isinstance(w, (int, float)) or not math.isfinite(w):
-                raise ValueError(f"the weight of {name!r} must be a finite number, got {w!r}")
-        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 2:
-            raise ValueError(f"max_length must be an int >= 2, got {self.max_length!r}")
-        object.__setattr__(self, "dimensions", dims)
-        object.__setattr__(self, "weights", {d: float(self.weights[d]) for d in dims})
-
-    def to_json(self) -> dict[str, Any]:
-        """Return the JSON object written to ``METADATA_FILE``."""
-        body = asdict(self)
-        body["dimensions"] = list(self.dimensions)
-        body["weights"] = dict(self.weights)
-        body["training"] = dict(self.training)
-        return {
-            "format": FORMAT_NAME,
-            "version": _FORMAT_VERSION,
-            "input": "prompt ids + completion ids, each tokenized alone; truncated from the left",
-            **body,
-        }
-
-    @classmethod
-    def read(cls, folder: Path) -> RewardModelInfo:
-        """Read and check ``folder / METADATA_FILE``.
-
-        Raises:
-            RewardModelError: If the file is missing, not JSON, or not a valid reward model description.
-        """
-        path = folder / METADATA_FILE
-        if not path.is_file():
-            raise RewardModelError(
-                f"{folder} is not a textenv reward model: it has no {METADATA_FILE}. Train one with "
-                "`textenv rm train --data F --base MODEL --out DIR` (or rewards.train_reward_model), which "
-                "writes the weights with this file"
-            )
-        try:
-            data = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
-            raise RewardModelError(f"{path}: cannot read it as JSON: {exc}") from exc
-        if not isinstance(data, dict) or data.get("format") != FORMAT_NAME:
-            raise RewardModelError(f"{path}: not a textenv reward model description (no format {FORMAT_NAME!r})")
-        if data.get("version") != _FORMAT_VERSION:
-            raise RewardModelError(
-                f"{path}: format version {data.get('version')!r}; this textenv reads version {_FORMAT_VERSION}"
-            )
-        try:
-            return cls(
-                dimensions=tuple(data["dimensions"]),
-                weights=data["weights"],
-                max_length=data["max_length"],
-                base=str(data.get("base", "")),
-                kind=str(data.get("kind", "pairwise")),
-                training=data.get("training") or {},
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise RewardModelError(f"{path}: invalid reward model description: {exc!r}") from exc
-
-
-def check_model_folder(path: str | os.PathLike[str]) -> RewardModelInfo:
-    """Check that ``path`` is a complete, safe reward model folder and return its metadata.
-
-    Raises:
-        RewardModelError: If the folder is missing, lacks ``METADATA_FILE`` or ``model.safetensors``, or
-            holds only pickle-format weights.
-    """
-    folder = Path(path).expanduser()
-    if not folder.is_dir():
-        raise RewardModelError(f"no reward model folder at {str(path)!r}")
-    info = RewardModelInfo.read(folder)
-    if not any((folder / name).is_file() for name in _SAFE_WEIGHTS):
-        unsafe = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in _PICKLE_SUFFIXES)
-        if unsafe:
-            raise RewardModelError(
-                f"{folder} holds its weights in pickle format ({', '.join(unsafe)}) and no "
-                "model.safetensors; "
-                "textenv never unpickles weights (unpickling can run arbitrary code). Convert them where you "
-                "trust the file: load the model and call save_pretrained(folder), which writes safetensors"
-            )
-        raise RewardModelError(f"{folder} has no model.safetensors: the folder is incomplete")
-    return info
 
 
 def encode_texts(
@@ -247,43 +128,37 @@ class LearnedReward(Reward):
         max_length: int | None = None,
     ) -> None:
         owner = type(self).__name__
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"{owner}: batch_size must be a positive int, got {batch_size!r}")
-        if max_length is not None and (
-            isinstance(max_length, bool) or not isinstance(max_length, int) or max_length < 2
-        ):
-            raise ValueError(f"{owner}: max_length must be an int >= 2 or None, got {max_length!r}")
+        check_int(f"{owner}: batch_size", batch_size, 1)
+        check_int(f"{owner}: max_length", max_length, 2, optional=True)
         self.path = str(Path(path).expanduser())
         self.info = check_model_folder(self.path)
         if output is not None and output not in self.info.dimensions:
             raise ValueError(f"{owner}: output must be one of {list(self.info.dimensions)} or None, got {output!r}")
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.device = device
         self.output = output
-        self.max_length = max_length or self.info.max_length
+        self.max_length = self.info.max_length if max_length is None else int(max_length)
         self.last_parts: dict[str, npt.NDArray[np.float64]] = {}
         self._model: Any = None
         self._tokenizer: Any = None
         self._load()
 
     def _load(self) -> None:
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+        from transformers import AutoModelForSequenceClassification
 
+        device = torch_device(self.device)  # a bad device is the caller's ValueError, not a loading error
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.path)
-            model = AutoModelForSequenceClassification.from_pretrained(self.path, use_safetensors=True)
-        except (OSError, ValueError, KeyError) as exc:
+            tokenizer = load_tokenizer(self.path)
+            model = load_pretrained(
+                AutoModelForSequenceClassification, self.path, tokenizer=tokenizer, device=device, use_safetensors=True
+            )
+        except LOAD_ERRORS as exc:
             raise RewardModelError(f"could not load the reward model in {self.path}: {exc}") from exc
         if model.config.num_labels != len(self.info.dimensions):
             raise RewardModelError(
                 f"{self.path}: the classifier has {model.config.num_labels} outputs but {METADATA_FILE} "
                 f"names {len(self.info.dimensions)} dimensions {list(self.info.dimensions)}"
             )
-        if tokenizer.pad_token_id is None:
-            tokenizer.pad_token = tokenizer.eos_token
-        model.config.pad_token_id = tokenizer.pad_token_id
-        model.to(torch_device(self.device))
-        model.eval()
         positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
         if positions:
             self.max_length = min(self.max_length, int(positions))
@@ -334,80 +209,3 @@ class LearnedReward(Reward):
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(path={self.path!r}, dimensions={list(self.info.dimensions)})"
-
-
-# -- evaluation ---------------------------------------------------------------------------------------------
-
-_Z95 = 1.959963984540054
-
-
-@dataclass(frozen=True)
-class PairwiseEvaluation:
-    """Pairwise accuracy of a reward on preference pairs, with a 95% Wilson score interval.
-
-    Attributes:
-        n: Number of pairs.
-        correct: Pairs where the chosen completion scored higher.
-        ties: Pairs where both scored the same (each counts as half correct).
-        accuracy: ``(correct + ties / 2) / n``.
-        ci_low: Lower end of the 95% interval.
-        ci_high: Upper end of the 95% interval.
-        mean_margin: Mean of ``score(chosen) − score(rejected)``.
-    """
-
-    n: int
-    correct: int
-    ties: int
-    accuracy: float
-    ci_low: float
-    ci_high: float
-    mean_margin: float
-
-    def __str__(self) -> str:
-        return (
-            f"pairwise accuracy {self.accuracy:.1%} (95% CI {self.ci_low:.1%} to {self.ci_high:.1%}) on "
-            f"{self.n} pairs; {self.ties} ties; mean margin {self.mean_margin:+.3f}"
-        )
-
-
-def wilson_interval(successes: float, n: int, z: float = _Z95) -> tuple[float, float]:
-    """Return the Wilson score interval of a binomial proportion (``(0, 1)`` when ``n`` is 0)."""
-    if n == 0:
-        return 0.0, 1.0
-    p = successes / n
-    denominator = 1.0 + z * z / n
-    center = (p + z * z / (2 * n)) / denominator
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denominator
-    # The interval always holds p; the clamps only remove rounding error at p = 0 or 1.
-    return max(0.0, min(p, center - half)), min(1.0, max(p, center + half))
-
-
-def evaluate_pairwise(
-    reward: Callable[..., Any], pairs: Sequence[PreferencePair], batch_size: int = 64
-) -> PairwiseEvaluation:
-    """Score both sides of each pair with ``reward`` and return the pairwise accuracy.
-
-    Any reward works (a ``LearnedReward``, a built-in, your function), called in batches of
-    ``batch_size`` pairs.
-
-    Raises:
-        ValueError: If ``pairs`` is empty.
-        InvalidRewardOutputError: If the reward returns a bad score (it is wrapped in a ``ValidatedReward``).
-    """
-    from rewards.registry import resolve
-
-    if not pairs:
-        raise ValueError("evaluate_pairwise needs at least one pair")
-    checked = resolve(reward)
-    margins = []
-    for start in range(0, len(pairs), batch_size):
-        chunk = pairs[start : start + batch_size]
-        prompts = [p.prompt for p in chunk]
-        scores = checked(prompts * 2, [p.chosen for p in chunk] + [p.rejected for p in chunk])
-        margins.append(scores[: len(chunk)] - scores[len(chunk) :])
-    margin = np.concatenate(margins)
-    correct = int((margin > 0).sum())
-    ties = int((margin == 0).sum())
-    accuracy = (correct + 0.5 * ties) / len(margin)
-    low, high = wilson_interval(correct + 0.5 * ties, len(margin))
-    return PairwiseEvaluation(len(margin), correct, ties, accuracy, low, high, float(margin.mean()))

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewards.base import Reward
+from textenv_common.checks import check_int
 
 __all__ = ["FormatReward", "RegexReward", "RepetitionReward"]
 
@@ -120,11 +121,8 @@ class RepetitionReward(Reward):
 
     def __init__(self, n: int = 2, case_sensitive: bool = False) -> None:
         owner = type(self).__qualname__
-        if isinstance(n, bool) or not isinstance(n, int):
-            raise TypeError(f"{owner}: n must be an int, got {type(n).__name__} {n!r}")
-        if n < 1:
-            raise ValueError(f"{owner}: n must be >= 1, got {n}")
-        self.n = n
+        check_int(f"{owner}: n", n, 1, type_error=TypeError)
+        self.n = int(n)
         self.case_sensitive = bool(case_sensitive)
 
     def distinct_n(self, text: str) -> float:

@@ -38,8 +38,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from rewards._atomic import atomic_file
 from rewards.errors import PreferenceDataError
+from textenv_common.atomic import atomic_file
 
 __all__ = [
     "PreferenceData",
@@ -451,7 +451,7 @@ def write_jsonl(
         The number of records written.
     """
     count = 0
-    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as out:
+    with atomic_file(path, overwrite=True) as tmp, tmp.open("w", encoding="utf-8") as out:
         for record in records:
             obj = record.to_json() if isinstance(record, (PreferencePair, RatedCompletion)) else dict(record)
             out.write(json.dumps(obj, ensure_ascii=False) + "\n")

@@ -1,9 +1,10 @@
 """The reward registry: reward factories found by name, including third-party plug-ins.
 
-Built-in rewards are a plain table below. ``register`` adds more at run time, and installed packages add
-theirs through the entry-point group ``textenv.rewards``: each entry point's name is the reward name and
-it loads to a factory (a callable returning a reward function), for example in a plug-in's
-``pyproject.toml``::
+Built-in rewards are a plain table below of ``"module:Class"`` strings, imported when a reward is first made
+(or its signature read), so this module imports none of the rewards and any of them may import it.
+``register`` adds more at run time, and installed packages add theirs through the entry-point group
+``textenv.rewards``: each entry point's name is the reward name and it loads to a factory (a callable
+returning a reward function), for example in a plug-in's ``pyproject.toml``::
 
     [project.entry-points."textenv.rewards"]
     politeness = "my_package.rewards:PolitenessReward"
@@ -19,24 +20,15 @@ skipped with a ``RewardPluginWarning`` and never breaks the other rewards.
 from __future__ import annotations
 
 import difflib
+import importlib
 import inspect
 import warnings
 from collections.abc import Callable, Mapping
 from importlib import metadata
 from typing import Any
 
-from rewards.combinators import Clip, RunningNormalize, WeightedSum
 from rewards.errors import RewardConfigError, RewardError, RewardPluginWarning, UnknownRewardError
-from rewards.human.reward import HumanReward
-from rewards.judge import LMJudge
-from rewards.learned import LearnedReward
-from rewards.offensive import OffensiveLanguage
-from rewards.overlap import RougeReward
-from rewards.patterns import FormatReward, RegexReward, RepetitionReward
 from rewards.protocol import RewardFn
-from rewards.rules import KeywordReward, LengthReward
-from rewards.sentiment import VaderSentiment
-from rewards.similarity import SemanticSimilarity
 from rewards.validation import ValidatedReward
 
 __all__ = ["ENTRY_POINT_GROUP", "accepts", "make", "names", "register", "resolve"]
@@ -46,29 +38,49 @@ ENTRY_POINT_GROUP = "textenv.rewards"
 
 RewardFactory = Callable[..., RewardFn]
 
-_BUILTINS: dict[str, RewardFactory] = {
-    "clip": Clip,
-    "format": FormatReward,
-    "human": HumanReward,
-    "judge": LMJudge,
-    "keyword": KeywordReward,
-    "learned": LearnedReward,
-    "length": LengthReward,
-    "normalize": RunningNormalize,
-    "offensive": OffensiveLanguage,
-    "regex": RegexReward,
-    "repetition": RepetitionReward,
-    "rouge": RougeReward,
-    "sentiment": VaderSentiment,
-    "similarity": SemanticSimilarity,
-    "weighted_sum": WeightedSum,
+_BUILTINS: dict[str, str] = {
+    "clip": "rewards.combinators:Clip",
+    "format": "rewards.patterns:FormatReward",
+    "human": "rewards.human.reward:HumanReward",
+    "judge": "rewards.judge:LMJudge",
+    "keyword": "rewards.rules:KeywordReward",
+    "learned": "rewards.learned:LearnedReward",
+    "length": "rewards.rules:LengthReward",
+    "normalize": "rewards.combinators:RunningNormalize",
+    "offensive": "rewards.offensive:OffensiveLanguage",
+    "regex": "rewards.patterns:RegexReward",
+    "repetition": "rewards.patterns:RepetitionReward",
+    "rouge": "rewards.overlap:RougeReward",
+    "sentiment": "rewards.sentiment:VaderSentiment",
+    "similarity": "rewards.similarity:SemanticSimilarity",
+    "weighted_sum": "rewards.combinators:WeightedSum",
 }
+"""The built-in rewards: each name's factory as ``"module:attribute"``, imported when first used."""
 
-_registry: dict[str, RewardFactory] = dict(_BUILTINS)
+# A factory, or a built-in's "module:attribute" string that _factory imports on use.
+_registry: dict[str, RewardFactory | str] = dict(_BUILTINS)
 # Entry points that failed to load, by reward name, with the reason; make() reports it instead of
 # "unknown reward" so the user learns why their plug-in is missing.
 _broken_plugins: dict[str, str] = {}
 _plugins_loaded = False
+
+
+def _import_factory(target: str) -> RewardFactory:
+    """Import the factory that a ``"module:attribute"`` string of the built-in table names.
+
+    Raises:
+        ImportError: The module cannot be imported.
+        AttributeError: The module has no such attribute.
+    """
+    module, _, attribute = target.partition(":")
+    factory: RewardFactory = getattr(importlib.import_module(module), attribute)
+    return factory
+
+
+def _factory(name: str) -> RewardFactory | None:
+    """The factory registered as ``name`` (a built-in imported now), or ``None`` if there is none."""
+    entry = _registry.get(name)
+    return _import_factory(entry) if isinstance(entry, str) else entry
 
 
 def _warn(message: str) -> None:
@@ -92,7 +104,7 @@ def _load_plugins() -> None:
     for ep in entry_points:
         where = f"entry point {ep.name} = {ep.value!r} in group {ENTRY_POINT_GROUP!r}"
         if ep.name in _registry:
-            owner = "a built-in reward" if _registry[ep.name] is _BUILTINS.get(ep.name) else "another reward"
+            owner = "a built-in reward" if _registry[ep.name] == _BUILTINS.get(ep.name) else "another reward"
             _warn(f"skipping reward plug-in {where}: the name {ep.name!r} is already taken by {owner}")
             continue
         try:
@@ -190,7 +202,7 @@ def accepts(name: str, keyword: str) -> bool:
     ``**kwargs`` (which says nothing about the keyword).
     """
     _load_plugins()
-    factory = _registry.get(name)
+    factory = _factory(name)
     if factory is None:
         return False
     try:
@@ -226,7 +238,7 @@ def make(name: str, **kwargs: Any) -> ValidatedReward:
     if not isinstance(name, str):
         raise TypeError(f"reward name must be a str, got {type(name).__name__} {name!r}")
     _load_plugins()
-    factory = _registry.get(name)
+    factory = _factory(name)
     if factory is None:
         if name in _broken_plugins:
             raise RewardError(f"reward {name!r} is unavailable: the {_broken_plugins[name]}")

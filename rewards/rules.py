@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from rewards.base import Reward
+from textenv_common.checks import check_int
 
 __all__ = ["KeywordReward", "LengthReward"]
 
@@ -24,15 +25,6 @@ KeywordMode = Literal["count", "fraction", "any"]
 # A word is a maximal run of letters, digits or underscores (Unicode-aware), so "don't" is two words.
 # Completions and keywords are split by the same rule, which keeps keyword matches on whole words.
 _WORD = re.compile(r"\w+")
-
-
-def _check_int(name: str, value: object, owner: str) -> int:
-    """Return ``value`` if it is a non-negative int (not a bool), else raise naming ``owner.name``."""
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
-    if value < 0:
-        raise ValueError(f"{owner}: {name} must be >= 0, got {value}")
-    return value
 
 
 def _check_choice(name: str, value: object, choices: tuple[str, ...], owner: str) -> None:
@@ -65,8 +57,10 @@ class LengthReward(Reward):
 
     def __init__(self, target: int, tolerance: int = 0, unit: LengthUnit = "words") -> None:
         owner = type(self).__qualname__
-        self.target = _check_int("target", target, owner)
-        self.tolerance = _check_int("tolerance", tolerance, owner)
+        check_int(f"{owner}: target", target, 0, type_error=TypeError)
+        check_int(f"{owner}: tolerance", tolerance, 0, type_error=TypeError)
+        self.target = int(target)
+        self.tolerance = int(tolerance)
         _check_choice("unit", unit, get_args(LengthUnit), owner)
         self.unit: LengthUnit = unit
 

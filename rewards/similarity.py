@@ -19,6 +19,8 @@ import numpy.typing as npt
 from rewards._util import meta_column, package_folder, torch_device
 from rewards.base import Reward
 from rewards.errors import RewardInputError
+from textenv_common.checks import check_int
+from textenv_common.hf import load_pretrained, load_tokenizer
 
 __all__ = ["SemanticSimilarity", "minilm_folder"]
 
@@ -83,9 +85,8 @@ class SemanticSimilarity(Reward):
             raise ValueError(f"{owner}: a fixed reference is only used with target='reference'")
         if reference is not None and not isinstance(reference, str):
             raise TypeError(f"{owner}: reference must be a str or None, got {type(reference).__name__}")
-        for field, value in (("batch_size", batch_size), ("max_length", max_length)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{owner}: {field} must be a positive int, got {value!r}")
+        check_int(f"{owner}: batch_size", batch_size, 1)
+        check_int(f"{owner}: max_length", max_length, 1)
         folder = Path(model_path) if model_path is not None else minilm_folder()
         if not (folder / "config.json").is_file():
             raise ValueError(f"{owner}: {folder} is not a model folder (it has no config.json)")
@@ -93,21 +94,21 @@ class SemanticSimilarity(Reward):
         self.target: SimilarityTarget = target
         self.reference_key = reference_key
         self.model_path = str(folder)
-        self.batch_size = batch_size
-        self.max_length = max_length
+        self.batch_size = int(batch_size)
+        self.max_length = int(max_length)
         self.device = device
         self._encoder: Any = None
         self._tokenizer: Any = None
         self._reference_embedding: npt.NDArray[np.float32] | None = None
 
     def _load(self) -> None:
-        from transformers import AutoModel, AutoTokenizer
+        from transformers import AutoModel
 
-        self._tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-        encoder = AutoModel.from_pretrained(self.model_path, use_safetensors=True)
-        encoder.to(torch_device(self.device))
-        encoder.eval()
-        self._encoder = encoder
+        device = torch_device(self.device)
+        self._tokenizer = load_tokenizer(self.model_path)
+        self._encoder = load_pretrained(
+            AutoModel, self.model_path, tokenizer=self._tokenizer, device=device, use_safetensors=True
+        )
 
     def embed(self, texts: Sequence[str]) -> npt.NDArray[np.float32]:
         """Return the L2-normalised embeddings of ``texts``, shape ``(len(texts), dim)``."""

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 
-from rewards._atomic import atomic_folder
 from rewards._util import torch_device
 from rewards.errors import RewardModelError
 from rewards.learned import (
@@ -48,6 +47,7 @@ from rewards.learned import (
     wilson_interval,
 )
 from rewards.preferences import PreferenceData, PreferencePair, RatedCompletion
+from textenv_common.atomic import atomic_folder
 
 __all__ = ["RewardModelTrainingConfig", "TrainingResult", "train_reward_model"]
 

@@ -28,6 +28,7 @@ import numpy as np
 
 from rewards.base import Reward
 from rewards.human.console import LineReader, printable
+from textenv_common.checks import check_int
 
 __all__ = ["HumanReward"]
 
@@ -69,14 +70,13 @@ class HumanReward(Reward):
     ) -> None:
         if scale not in _SCALES:
             raise ValueError(f"scale must be 'binary' (0/1) or 'likert' (1-5), got {scale!r}")
-        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-            raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+        check_int("batch_size", batch_size, 1)
         if timeout is not None and not (isinstance(timeout, (int, float)) and math.isfinite(timeout) and timeout > 0):
             raise ValueError(f"timeout must be a number of seconds > 0, or None for no limit; got {timeout!r}")
         if default is not None and not (isinstance(default, (int, float)) and math.isfinite(default)):
             raise ValueError(f"default must be a finite number (the score of a skipped completion), got {default!r}")
         self.scale = scale
-        self.batch_size = batch_size
+        self.batch_size = int(batch_size)
         self.timeout = None if timeout is None else float(timeout)
         self.default = float(_SCALES[scale][1] if default is None else default)
         self.show_prompt = show_prompt

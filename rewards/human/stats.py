@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from rewards.human.store import Label, LabelStore
+from textenv_common.intervals import wilson_interval
 
 __all__ = ["AgreementStats", "LabelStats", "cohen_kappa", "compute_stats", "wilson_interval"]
 
@@ -43,16 +44,6 @@ def cohen_kappa(first: Sequence[str], second: Sequence[str]) -> float:
     if expected >= 1.0:
         return math.nan
     return (observed - expected) / (1.0 - expected)
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """The Wilson score interval of a binomial share (95% by default); ``(nan, nan)`` when ``n`` is 0."""
-    if n == 0:
-        return math.nan, math.nan
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 @dataclass(frozen=True)

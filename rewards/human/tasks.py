@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from rewards._atomic import atomic_file
 from rewards.errors import LabelingError
+from textenv_common.atomic import atomic_file
 
 __all__ = ["MAX_ID_LENGTH", "DisplayOrder", "LabelTask", "display_order", "load_tasks", "write_tasks"]
 
@@ -168,7 +168,7 @@ def load_tasks(path: str | os.PathLike[str]) -> list[LabelTask]:
 def write_tasks(path: str | os.PathLike[str], tasks: Iterable[LabelTask]) -> int:
     """Write tasks as a task file, atomically; returns how many were written."""
     count = 0
-    with atomic_file(path) as tmp, tmp.open("w", encoding="utf-8") as out:
+    with atomic_file(path, overwrite=True) as tmp, tmp.open("w", encoding="utf-8") as out:
         for task in tasks:
             out.write(json.dumps(task.to_json(), ensure_ascii=False) + "\n")
             count += 1

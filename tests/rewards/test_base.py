@@ -89,9 +89,10 @@ def test_anything_else_is_a_typed_error_naming_reward_and_position(completion):
 
 
 def test_every_registered_builtin_is_a_named_reward():
-    from rewards.registry import _BUILTINS
+    from rewards.registry import _BUILTINS, _import_factory
 
-    for name, factory in _BUILTINS.items():
+    for name, target in _BUILTINS.items():
+        factory = _import_factory(target)
         assert isinstance(factory, type), name
         assert issubclass(factory, Reward), name
         assert factory.name == name

@@ -131,7 +131,7 @@ def test_pickle_reloads_a_judge_loaded_from_a_folder(judge: rewards.ValidatedRew
         ({"template": "{prompt} {answer}"}, ValueError, "must be a str.format pattern"),
         ({"template": "{prompt} only"}, ValueError, "never shows the {completion}"),
         ({"question": " "}, ValueError, "question must be a non-empty str"),
-        ({"batch_size": 0}, ValueError, "batch_size must be a positive int"),
+        ({"batch_size": 0}, ValueError, "batch_size must be an integer ≥ 1; got 0"),
         ({"yes": "Yes", "no": "Yes!"}, ValueError, "start with the same token"),
     ],
 )

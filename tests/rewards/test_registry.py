@@ -197,7 +197,7 @@ def test_make_names_a_missing_required_kwarg() -> None:
 
 
 def test_make_lets_config_value_errors_through() -> None:
-    with pytest.raises(ValueError, match="target must be >= 0, got -1"):
+    with pytest.raises(ValueError, match="target must be an integer ≥ 0; got -1"):
         rewards.make("length", target=-1)
 
 

@@ -55,10 +55,10 @@ def test_length_ignores_the_prompt() -> None:
 @pytest.mark.parametrize(
     ("kwargs", "error", "match"),
     [
-        ({"target": -1}, ValueError, "target must be >= 0, got -1"),
-        ({"target": 2.5}, TypeError, "target must be an int, got float 2.5"),
-        ({"target": True}, TypeError, "target must be an int, got bool"),
-        ({"target": 3, "tolerance": -2}, ValueError, "tolerance must be >= 0, got -2"),
+        ({"target": -1}, ValueError, "target must be an integer ≥ 0; got -1"),
+        ({"target": 2.5}, TypeError, "target must be an integer ≥ 0; got 2.5"),
+        ({"target": True}, TypeError, "target must be an integer ≥ 0; got True"),
+        ({"target": 3, "tolerance": -2}, ValueError, "tolerance must be an integer ≥ 0; got -2"),
         ({"target": 3, "unit": "tokens"}, ValueError, "unit must be one of 'words', 'chars', got 'tokens'"),
     ],
 )

@@ -73,8 +73,8 @@ def test_pickle_drops_the_encoder_and_reloads(reward: rewards.ValidatedReward) -
     [
         ({"target": "title"}, ValueError, "target must be 'reference' or 'prompt', got 'title'"),
         ({"target": "prompt", "reference": "x"}, ValueError, "a fixed reference is only used with target='reference'"),
-        ({"batch_size": 0}, ValueError, "batch_size must be a positive int, got 0"),
-        ({"max_length": -1}, ValueError, "max_length must be a positive int, got -1"),
+        ({"batch_size": 0}, ValueError, "batch_size must be an integer ≥ 1; got 0"),
+        ({"max_length": -1}, ValueError, "max_length must be an integer ≥ 1; got -1"),
         ({"reference": 5}, TypeError, "reference must be a str or None, got int"),
     ],
 )

@@ -20,6 +20,17 @@ def test_check_int_names_the_setting_and_raises_the_callers_error(value: object)
         check_int("sft.batch_size", value, 1, error=_MyError)
 
 
+@pytest.mark.parametrize("value", [1.5, True, "3", None])
+def test_check_int_type_error_is_raised_for_a_value_that_is_not_an_integer(value: object) -> None:
+    with pytest.raises(TypeError, match=r"target must be an integer ≥ 0; got "):
+        check_int("target", value, 0, type_error=TypeError)
+
+
+def test_check_int_with_type_error_still_raises_error_for_an_integer_out_of_range() -> None:
+    with pytest.raises(_MyError, match=r"target must be an integer ≥ 0; got -1\."):
+        check_int("target", -1, 0, error=_MyError, type_error=TypeError)
+
+
 def test_check_int_optional_allows_none() -> None:
     check_int("limit", None, 1, optional=True)
 
