@@ -136,26 +136,31 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import rewards
-    from textenv.models import load_model_and_tokenizer
+    from textenv.pairs import sample_pairs
     from textenv.prompts import load_prompts, repeat_prompts
 
     reward_kwargs = _json_arg(args.reward_kwargs, "--reward-kwargs") or {}
     reward = rewards.make(args.reward, **reward_kwargs)
     source = load_prompts(args.prompts, field=args.field)
     prompts, meta = repeat_prompts(source, repeats=args.repeats, limit=args.limit)
-    model, tokenizer = load_model_and_tokenizer(args.model)
-    sampler = rewards.LMPairSampler(
-        model,
-        tokenizer,
+    sampled = sample_pairs(
+        args.model,
+        prompts,
         max_new_tokens=args.max_new_tokens,
         temperature=args.sample_temperature,
         top_p=args.top_p,
+        stop_strings=tuple(args.stop or ()),
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
     )
     result = rewards.simulate_preferences(
-        prompts, sampler, reward, temperature=args.temperature, seed=args.seed, meta=meta
+        sampled.prompts,
+        lambda _: sampled.pairs,
+        reward,
+        temperature=args.temperature,
+        seed=args.seed,
+        meta={key: sampled.select(column) for key, column in meta.items()},
     )
     if not result.pairs:
         raise rewards.PreferenceDataError(
@@ -164,8 +169,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         )
     written = result.write(args.out)
     print(
-        f"wrote {written} pairs to {args.out} ({result.skipped} prompts skipped: identical or empty "
-        f"completions); the annotator agreed with {args.reward!r} on {result.agreement:.0%} of the pairs"
+        f"wrote {written} pairs to {args.out} ({sampled.dropped + result.skipped} prompts skipped: identical or "
+        f"empty completions); the annotator agreed with {args.reward!r} on {result.agreement:.0%} of the pairs"
     )
     return 0
 
@@ -244,6 +249,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-temperature", type=float, default=1.0, help="sampling temperature of the model")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--stop", action="append", default=None, help="cut completions at this string (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
     p.add_argument("--repeats", type=int, default=1, help="pairs per prompt")
     p.add_argument("--batch-size", type=int, default=8)

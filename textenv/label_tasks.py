@@ -6,8 +6,8 @@ policy saved in ``RUN/policy/`` (see :mod:`agents.checkpoint`), the run's prompt
 stop strings and sampling temperature, taken from its ``config.yaml`` and the env id's defaults. So
 ``textenv label tasks --from-run RUN`` labels what the trained policy writes on the prompts it was trained on.
 
-Completions are cut at the env's stop strings, as the env cuts them before its reward model scores them;
-pairs whose two completions are equal or empty are dropped and counted (they ask nothing).
+Pairs are sampled by :func:`textenv.pairs.sample_pairs` (cut at the env's stop strings; equal or empty pairs are
+dropped and counted); a pair that comes twice becomes one task.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from rewards.human.tasks import LabelTask
 from textenv.errors import ConfigError
 from textenv.registration import ENV_IDS
 
-__all__ = ["POLICY_DIR", "RunSource", "SampledTasks", "cut_at_stop", "run_source", "sample_tasks"]
+__all__ = ["POLICY_DIR", "RunSource", "SampledTasks", "run_source", "sample_tasks"]
 
 #: The subfolder of a run that holds its trained LM (written by ``agents.train`` when the run finishes).
 POLICY_DIR = "policy"
@@ -50,17 +50,6 @@ class RunSource:
     temperature: float = 1.0
     env: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def cut_at_stop(text: str, stop_strings: Sequence[str]) -> str:
-    """``text`` up to (without) the first occurrence of any stop string."""
-    cut = len(text)
-    for stop in stop_strings:
-        if stop:
-            index = text.find(stop)
-            if index != -1:
-                cut = min(cut, index)
-    return text[:cut]
 
 
 def run_source(run: str | os.PathLike[str]) -> RunSource:
@@ -137,8 +126,7 @@ def sample_tasks(
     Raises:
         ConfigError: If ``limit`` or ``repeats`` is not a positive integer.
     """
-    from rewards import LMPairSampler
-    from textenv.models import load_model_and_tokenizer
+    from textenv.pairs import sample_pairs
     from textenv.prompts import load_prompts
 
     for name, value in (("limit", limit), ("repeats", repeats)):
@@ -146,27 +134,20 @@ def sample_tasks(
             raise ConfigError(f"{name} must be a positive integer; got {value!r}")
     records = list(load_prompts(prompts, field=prompt_field))[:limit]
     texts = [r.text for r in records for _ in range(repeats)]
-    lm, tokenizer = load_model_and_tokenizer(model)
-    try:
-        sampler = LMPairSampler(
-            lm,
-            tokenizer,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-        )
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from None
-    tasks, skipped, seen = [], 0, set()
-    for prompt, (first, second) in zip(texts, sampler(texts), strict=True):
-        first, second = cut_at_stop(first, stop_strings), cut_at_stop(second, stop_strings)
-        if first == second or not first.strip() or not second.strip():
-            skipped += 1
-            continue
-        task = LabelTask(prompt, (first, second))
+    sampled = sample_pairs(
+        model,
+        texts,
+        max_new_tokens=max_new_tokens,
+        temperature=temperature,
+        top_p=top_p,
+        stop_strings=stop_strings,
+        batch_size=batch_size,
+        seed=seed,
+        progress=progress,
+    )
+    tasks, skipped, seen = [], sampled.dropped, set()
+    for prompt, pair in zip(sampled.prompts, sampled.pairs, strict=True):
+        task = LabelTask(prompt, pair)
         if task.id in seen:  # the same pair twice (a repeated prompt, a short completion): label it once
             skipped += 1
             continue

@@ -68,31 +68,31 @@ def export_db_preferences(db: str | Path, out: Path) -> None:
 
 def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str, Any]:
     import rewards
-    from textenv.label_tasks import cut_at_stop
-    from textenv.models import load_model_and_tokenizer
+    from textenv.pairs import sample_pairs
     from textenv.prompts import load_prompts, repeat_prompts
 
     prefs = config.preferences
     source = load_prompts(config.prompts, field=config.prompt_field)
     prompts, meta = repeat_prompts(source, repeats=prefs.repeats, limit=prefs.limit)
-    model, tokenizer = load_model_and_tokenizer(start_model(config, ctx))
-    sampler = rewards.LMPairSampler(
-        model,
-        tokenizer,
+    sampled = sample_pairs(
+        start_model(config, ctx),
+        prompts,
         max_new_tokens=prefs.max_new_tokens,
         temperature=prefs.sample_temperature,
         top_p=prefs.top_p,
+        stop_strings=prefs.stop_strings,
         batch_size=prefs.batch_size,
         seed=prefs.seed,
         progress=ctx.progress,
     )
-
-    def sample(batch: Any) -> list[tuple[str, str]]:
-        return [(cut_at_stop(a, prefs.stop_strings), cut_at_stop(b, prefs.stop_strings)) for a, b in sampler(batch)]
-
     judge = rewards.make(prefs.reward, **prefs.reward_kwargs)
     result = rewards.simulate_preferences(
-        prompts, sample, judge, temperature=prefs.temperature, seed=prefs.seed, meta=meta
+        sampled.prompts,
+        lambda _: sampled.pairs,
+        judge,
+        temperature=prefs.temperature,
+        seed=prefs.seed,
+        meta={key: sampled.select(column) for key, column in meta.items()},
     )
     if not result.pairs:
         raise PipelineError(
@@ -101,7 +101,7 @@ def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str,
         )
     result.write(out)
     agreement = result.agreement if math.isfinite(result.agreement) else None
-    return {"skipped_prompts": result.skipped, "annotator_agreement": agreement}
+    return {"skipped_prompts": sampled.dropped + result.skipped, "annotator_agreement": agreement}
 
 
 def _preferences(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:

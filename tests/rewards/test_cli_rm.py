@@ -138,6 +138,27 @@ def test_simulate_writes_pairs_that_train(
     assert all(r["reward_chosen"] >= r["reward_rejected"] for r in records)
 
 
+def test_simulate_cuts_completions_at_the_stop_strings(tiny_lm_dir: Path, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ("the movie", "a cat", "my dog")))
+
+    def simulate(out: Path, *extra: str) -> list[dict]:
+        argv = ["prefs", "simulate", "--model", str(tiny_lm_dir), "--prompts", str(prompts), "--reward", "length"]
+        argv += ["--reward-kwargs", '{"target": 3}']
+        code = run(*argv, "--out", str(out), "--repeats", "4", "--max-new-tokens", "8", "--no-progress", *extra)
+        assert code == 0
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    def completions(records: list[dict]) -> list[str]:
+        return [r[key] for r in records for key in ("chosen", "rejected")]
+
+    whole = completions(simulate(tmp_path / "whole.jsonl"))
+    assert any(" " in c.strip() for c in whole)  # several words: there is something to cut
+    cut = completions(simulate(tmp_path / "cut.jsonl", "--stop", " ", "--stop", "never"))
+    assert cut
+    assert all(" " not in c for c in cut)
+
+
 def test_resolve_base_model(tiny_lm_dir: Path) -> None:
     assert resolve_base_model(str(tiny_lm_dir)) == tiny_lm_dir
     toy = resolve_base_model("textenv/toy-gpt2")

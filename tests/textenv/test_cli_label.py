@@ -17,7 +17,8 @@ import rewards
 from agents.cli import main
 from rewards.human import LabelStore, load_tasks
 from textenv.errors import ConfigError
-from textenv.label_tasks import cut_at_stop, run_source
+from textenv.label_tasks import run_source
+from textenv.pairs import cut_at_stop
 
 
 @pytest.fixture
