@@ -25,8 +25,9 @@ TOKEN_ENV = "TEXTENV_LABEL_TOKEN"
 
 def _sample(args: argparse.Namespace) -> Any:
     """Sample tasks from ``--model`` or ``--from-run``; returns a ``SampledTasks``."""
+    from agents.run_folder import run_source  # this module moves to agents.cli in the next commit
     from textenv.errors import ConfigError
-    from textenv.label_tasks import run_source, sample_tasks
+    from textenv.label_tasks import sample_tasks
 
     if args.from_run:
         source = run_source(args.from_run)

@@ -131,7 +131,7 @@ def _preferences(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, A
 
 def _reward_model(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     import rewards
-    from textenv.cli_rm import resolve_base_model
+    from textenv.base_model import resolve_base_model
 
     data = rewards.load_preferences(ctx.records["preferences"].path(ctx.root, "preferences"))
     base = config.reward_model.base or start_model(config, ctx)

@@ -10,7 +10,8 @@ import pytest
 
 import rewards
 from rewards import PreferenceDataError, RewardModelError
-from textenv.cli_rm import add_commands, resolve_base_model
+from textenv.base_model import resolve_base_model
+from textenv.cli_rm import add_commands
 from textenv.errors import ModelLoadError
 
 from .conftest import separable_pairs
