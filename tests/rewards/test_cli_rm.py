@@ -1,4 +1,4 @@
-"""Tests of ``textenv rm train``, ``textenv rm eval`` and ``textenv prefs simulate`` (textenv.cli_rm)."""
+"""Tests of ``textenv rm train``, ``textenv rm eval`` and ``textenv prefs simulate`` (agents.cli.rm)."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 import rewards
+from agents.cli.rm import add_commands
 from rewards import PreferenceDataError, RewardModelError
 from textenv.base_model import resolve_base_model
-from textenv.cli_rm import add_commands
 from textenv.errors import ModelLoadError
 
 from .conftest import separable_pairs

@@ -1,8 +1,7 @@
 """The reward-model commands of the ``textenv`` CLI: ``rm train``, ``rm eval`` and ``prefs simulate``.
 
-``textenv.cli.build_parser`` calls :func:`add_commands` to add them. The work itself lives in the
-``rewards`` package (which knows nothing of textenv); this module only resolves textenv's model names and
-prompt sources to what ``rewards`` takes, and prints the results::
+The work itself lives in the ``rewards`` package (which knows nothing of textenv) and in :mod:`textenv.pairs`;
+this module only turns the flags into their arguments, and prints the results::
 
     textenv prefs simulate --model textenv/toy-gpt2 --prompts builtin:toy --reward sentiment --out prefs.jsonl
     textenv rm train --data prefs.jsonl --base textenv/toy-gpt2 --out runs/rm
