@@ -14,7 +14,9 @@ import argparse
 import json
 from typing import Any
 
-__all__ = ["add_commands"]
+from agents.cli.flags import add_config_flags
+
+__all__ = ["add_commands", "training_config"]
 
 
 def _json_arg(text: str | None, flag: str) -> Any:
@@ -41,29 +43,29 @@ def _load_data(paths: list[str], skip_bad_lines: bool, fmt: str) -> Any:
     return data
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    import rewards
+def training_config(args: argparse.Namespace) -> Any:
+    """The :class:`rewards.RewardModelTrainingConfig` of the parsed flags, checked before any (slow) loading.
+
+    Raises:
+        ConfigError: A flag's value is out of range, or ``--weights`` is not JSON.
+    """
+    from agents.config_flags import flag_values
+    from rewards import RewardModelTrainingConfig
     from textenv.errors import ConfigError
 
-    weights = _json_arg(args.weights, "--weights")
-    try:  # check the flags before the (slow) loading
-        config = rewards.RewardModelTrainingConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            max_length=args.max_length,
-            eval_fraction=args.eval_fraction,
-            eval_every=args.eval_every,
-            patience=args.patience,
-            use_margin=args.use_margin,
-            dimension_weights=weights,
-            train_layers=args.train_layers,
-            seed=args.seed,
-            progress=not args.no_progress,
-            device=args.device,
-        )
+    values = flag_values(args, RewardModelTrainingConfig)
+    if args.weights:
+        values["dimension_weights"] = _json_arg(args.weights, "--weights")
+    try:
+        return RewardModelTrainingConfig(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"rm train: {exc}") from None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import rewards
+
+    config = training_config(args)
     data = _load_data(args.data, args.skip_bad_lines, args.format)
     from textenv.base_model import resolve_base_model
 
@@ -156,7 +158,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``rm train``, ``rm eval`` and ``prefs simulate`` to the ``textenv`` parser's subcommands."""
+    """Add ``rm train`` (a flag for every RewardModelTrainingConfig field), ``rm eval`` and ``prefs simulate``."""
+    import rewards
+
     rm = subparsers.add_parser("rm", help="train and evaluate learned reward models")
     rm_sub = rm.add_subparsers(dest="rm_command", required=True)
 
@@ -170,19 +174,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--base", required=True, help="base model: a folder, textenv/toy-gpt2, or the default model id")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=8, help="records per step (a pair is two texts)")
-    p.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate")
-    p.add_argument("--max-length", type=int, default=512, help="token limit per text (cut from the left)")
-    p.add_argument("--eval-fraction", type=float, default=0.1, help="share held out for evaluation")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: per epoch)")
-    p.add_argument("--patience", type=int, default=2, help="evaluations without improvement before stopping")
-    p.add_argument("--use-margin", action="store_true", help="use the pairs' 'margin' in the loss")
-    p.add_argument("--train-layers", type=int, default=None, help="fine-tune only the top N blocks (faster)")
-    p.add_argument("--weights", default=None, help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}'")
-    p.add_argument("--device", default="auto", help="auto (CUDA when a GPU is visible), cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}' (or --dimension-weights)",
+    )
+    add_config_flags(p, rewards.RewardModelTrainingConfig, aliases={"--lr": "learning_rate"})
     p.set_defaults(func=_cmd_train)
 
     p = rm_sub.add_parser("eval", help="pairwise accuracy of a reward model, with a 95%% confidence interval")

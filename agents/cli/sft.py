@@ -5,27 +5,23 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["add_commands"]
+from agents.cli.flags import add_config_flags
+
+__all__ = ["add_commands", "sft_config"]
+
+
+def sft_config(args: argparse.Namespace) -> Any:
+    """The :class:`agents.sft.SFTConfig` of the parsed flags (a field left out keeps its default)."""
+    from agents.config_flags import flag_values
+    from agents.sft import SFTConfig
+
+    return SFTConfig(**flag_values(args, SFTConfig))
 
 
 def _cmd_sft(args: argparse.Namespace) -> int:
-    from agents.sft import SFTConfig, train_sft
+    from agents.sft import train_sft
 
-    config = SFTConfig(
-        epochs=args.epochs,
-        max_steps=args.max_steps,
-        batch_size=args.batch_size,
-        learning_rate=args.lr,
-        max_length=args.max_length,
-        eval_fraction=args.eval_fraction,
-        lora=args.lora,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        seed=args.seed,
-        progress=not args.no_progress,
-        device=args.device,
-        precision=args.precision,
-    )
+    config = sft_config(args)
     result = train_sft(args.data, args.base, args.out, config, overwrite=args.overwrite)
     m = result.metrics
     before, after = m["eval_loss_before"], m["eval_loss"]
@@ -35,7 +31,9 @@ def _cmd_sft(args: argparse.Namespace) -> int:
 
 
 def add_commands(sub: Any) -> None:
-    """Add ``sft`` to the ``textenv`` parser's subcommands."""
+    """Add ``sft`` to the ``textenv`` parser's subcommands (a flag for every SFTConfig field)."""
+    from agents.sft import SFTConfig
+
     p = sub.add_parser(
         "sft",
         help="supervised fine-tuning on demonstrations (loss on the response tokens only)",
@@ -49,17 +47,5 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--base", required=True, help="model to fine-tune: folder, hub id, textenv/toy-gpt2")
     p.add_argument("--out", required=True, help="output model folder (written atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--epochs", type=float, default=1.0)
-    p.add_argument("--max-steps", type=int, default=None, help="stop after this many steps")
-    p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--lr", type=float, default=5e-5, help="learning rate (LoRA: try 1e-4 to 1e-3)")
-    p.add_argument("--max-length", type=int, default=256, help="token limit of prompt + response")
-    p.add_argument("--eval-fraction", type=float, default=0.1, help="share held out for the eval loss")
-    p.add_argument("--lora", action="store_true", help="train LoRA adapters (peft), merged into the saved model")
-    p.add_argument("--lora-r", type=int, default=8)
-    p.add_argument("--lora-alpha", type=int, default=16)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto", help="auto (CUDA when a GPU is visible), cpu, cuda or mps")
-    p.add_argument("--precision", default="fp32", choices=["fp32", "bf16"], help="bf16: mixed precision on CUDA")
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    add_config_flags(p, SFTConfig, aliases={"--lr": "learning_rate"})
     p.set_defaults(func=_cmd_sft)
