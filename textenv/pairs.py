@@ -8,12 +8,16 @@ annotator: it is dropped and counted, as is a blank prompt (never sampled).
 
 from __future__ import annotations
 
+import dataclasses
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textenv.errors import ConfigError
+
+if TYPE_CHECKING:
+    from rewards import SimulationResult
 
 __all__ = ["SampledPairs", "cut_at_stop", "sample_pairs"]
 
@@ -36,6 +40,27 @@ class SampledPairs:
     def select(self, column: Sequence[_T]) -> list[_T]:
         """The values of a per-prompt column (aligned with the prompts given) for the kept pairs."""
         return [column[i] for i in self.indices]
+
+    def annotate(
+        self,
+        reward: Any,
+        *,
+        temperature: float = 1.0,
+        seed: int = 0,
+        meta: Mapping[str, Sequence[Any]] | None = None,
+    ) -> SimulationResult:
+        """Label the pairs with :func:`rewards.simulate_preferences` (a reward plus Bradley–Terry noise).
+
+        ``meta`` holds per-prompt columns aligned with the prompts given to :func:`sample_pairs`; the result's
+        ``skipped`` counts the prompts dropped here too.
+        """
+        from rewards import simulate_preferences
+
+        columns = {key: self.select(column) for key, column in (meta or {}).items()}
+        result = simulate_preferences(
+            self.prompts, lambda _: self.pairs, reward, temperature=temperature, seed=seed, meta=columns
+        )
+        return dataclasses.replace(result, skipped=result.skipped + self.dropped)
 
 
 def cut_at_stop(text: str, stop_strings: Sequence[str]) -> str:

@@ -120,14 +120,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
     )
-    result = rewards.simulate_preferences(
-        sampled.prompts,
-        lambda _: sampled.pairs,
-        reward,
-        temperature=args.temperature,
-        seed=args.seed,
-        meta={key: sampled.select(column) for key, column in meta.items()},
-    )
+    result = sampled.annotate(reward, temperature=args.temperature, seed=args.seed, meta=meta)
     if not result.pairs:
         raise rewards.PreferenceDataError(
             f"every one of the {len(prompts)} prompts gave two identical (or empty) completions, so there is "
@@ -135,7 +128,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         )
     written = result.write(args.out)
     print(
-        f"wrote {written} pairs to {args.out} ({sampled.dropped + result.skipped} prompts skipped: identical or "
+        f"wrote {written} pairs to {args.out} ({result.skipped} prompts skipped: identical or "
         f"empty completions); the annotator agreed with {args.reward!r} on {result.agreement:.0%} of the pairs"
     )
     return 0

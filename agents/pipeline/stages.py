@@ -86,14 +86,7 @@ def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str,
         progress=ctx.progress,
     )
     judge = rewards.make(prefs.reward, **prefs.reward_kwargs)
-    result = rewards.simulate_preferences(
-        sampled.prompts,
-        lambda _: sampled.pairs,
-        judge,
-        temperature=prefs.temperature,
-        seed=prefs.seed,
-        meta={key: sampled.select(column) for key, column in meta.items()},
-    )
+    result = sampled.annotate(judge, temperature=prefs.temperature, seed=prefs.seed, meta=meta)
     if not result.pairs:
         raise PipelineError(
             f"every one of the {len(prompts)} prompts gave two identical (or empty) completions, so there are no "
@@ -101,7 +94,7 @@ def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str,
         )
     result.write(out)
     agreement = result.agreement if math.isfinite(result.agreement) else None
-    return {"skipped_prompts": sampled.dropped + result.skipped, "annotator_agreement": agreement}
+    return {"skipped_prompts": result.skipped, "annotator_agreement": agreement}
 
 
 def _preferences(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
