@@ -21,9 +21,9 @@ import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
 from agents.io import atomic_dir
+from agents.run_folder import POLICY_DIR  # the run's trained LM, where `textenv label --from-run` looks
 from agents.trunk import standalone_model
 from textenv.compat import rollout_state
-from textenv.label_tasks import POLICY_DIR  # the run's trained LM, where `textenv label --from-run` looks
 
 __all__ = ["POLICY_DIR", "POLICY_FOLDER", "export_policy", "load_checkpoint_state", "save_checkpoint", "save_policy"]
 

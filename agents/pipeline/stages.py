@@ -68,32 +68,25 @@ def export_db_preferences(db: str | Path, out: Path) -> None:
 
 def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str, Any]:
     import rewards
-    from textenv.label_tasks import cut_at_stop
-    from textenv.models import load_model_and_tokenizer
+    from textenv.pairs import sample_pairs
     from textenv.prompts import load_prompts, repeat_prompts
 
     prefs = config.preferences
     source = load_prompts(config.prompts, field=config.prompt_field)
     prompts, meta = repeat_prompts(source, repeats=prefs.repeats, limit=prefs.limit)
-    model, tokenizer = load_model_and_tokenizer(start_model(config, ctx))
-    sampler = rewards.LMPairSampler(
-        model,
-        tokenizer,
+    sampled = sample_pairs(
+        start_model(config, ctx),
+        prompts,
         max_new_tokens=prefs.max_new_tokens,
         temperature=prefs.sample_temperature,
         top_p=prefs.top_p,
+        stop_strings=prefs.stop_strings,
         batch_size=prefs.batch_size,
         seed=prefs.seed,
         progress=ctx.progress,
     )
-
-    def sample(batch: Any) -> list[tuple[str, str]]:
-        return [(cut_at_stop(a, prefs.stop_strings), cut_at_stop(b, prefs.stop_strings)) for a, b in sampler(batch)]
-
     judge = rewards.make(prefs.reward, **prefs.reward_kwargs)
-    result = rewards.simulate_preferences(
-        prompts, sample, judge, temperature=prefs.temperature, seed=prefs.seed, meta=meta
-    )
+    result = sampled.annotate(judge, temperature=prefs.temperature, seed=prefs.seed, meta=meta)
     if not result.pairs:
         raise PipelineError(
             f"every one of the {len(prompts)} prompts gave two identical (or empty) completions, so there are no "
@@ -131,7 +124,7 @@ def _preferences(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, A
 
 def _reward_model(config: PipelineConfig, ctx: StageContext) -> tuple[dict[str, Any], dict[str, Any]]:
     import rewards
-    from textenv.cli_rm import resolve_base_model
+    from textenv.base_model import resolve_base_model
 
     data = rewards.load_preferences(ctx.records["preferences"].path(ctx.root, "preferences"))
     base = config.reward_model.base or start_model(config, ctx)

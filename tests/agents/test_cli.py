@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+
+import pytest
 
 from agents.cli import DEMO, build_parser, main
 
@@ -87,3 +90,53 @@ def test_compare_takes_the_budget_of_the_preset_or_config(monkeypatch, tmp_path,
     assert _compare_budget(monkeypatch, ["--preset", "tiny", "--config", str(config), *out]) == 96
     assert _compare_budget(monkeypatch, ["--preset", "tiny", "--budget-tokens", "32", *out]) == 32
     assert _compare_budget(monkeypatch, out) == TrainConfig().budget_tokens
+
+
+_SECTIONS = {"sft", "preferences", "reward_model", "rl", "evaluation"}
+
+
+def _config_commands():
+    from agents.pipeline import PipelineConfig
+    from agents.sft import SFTConfig
+    from rewards import RewardModelTrainingConfig
+
+    return [(["sft"], SFTConfig, set()), (["rm", "train"], RewardModelTrainingConfig, set()),
+            (["pipeline"], PipelineConfig, _SECTIONS)]  # fmt: skip
+
+
+def test_help_lists_every_field_of_the_commands_dataclass(capsys):
+    for command, cls, skip in _config_commands():
+        with pytest.raises(SystemExit):
+            build_parser().parse_args([*command, "--help"])
+        shown = capsys.readouterr().out
+        for f in dataclasses.fields(cls):
+            if f.name not in skip:
+                flag = "--" + f.name.replace("_", "-")
+                assert f"{flag} " in shown or f"{flag}," in shown, (command, f.name)
+                assert f"{cls.__name__}.{f.name}" in shown, (command, f.name)
+
+
+def test_old_flag_spellings_still_set_the_same_fields():
+    from agents.cli.pipeline import pipeline_overrides
+    from agents.cli.rm import training_config
+    from agents.cli.sft import sft_config
+
+    sft = ["sft", "--data", "d.jsonl", "--base", "b", "--out", "o"]
+    config = sft_config(build_parser().parse_args([*sft, "--lr", "1e-4", "--lora", "--no-progress", "--epochs", "2"]))
+    assert (config.learning_rate, config.lora, config.progress, config.epochs) == (1e-4, True, False, 2.0)
+    assert sft_config(build_parser().parse_args(sft)).progress  # a switch left out keeps the dataclass default
+    config = sft_config(build_parser().parse_args([*sft, "--warmup-ratio", "0.1", "--lora-target-modules", "[c_attn]"]))
+    assert (config.warmup_ratio, config.lora_target_modules) == (0.1, ["c_attn"])
+
+    rm = ["rm", "train", "--data", "p.jsonl", "--base", "b", "--out", "o"]
+    args = build_parser().parse_args([*rm, "--lr", "1e-3", "--use-margin", "--no-progress", "--weights", '{"a": 2}'])
+    config = training_config(args)
+    assert (config.learning_rate, config.use_margin, config.progress) == (1e-3, True, False)
+    assert dict(config.dimension_weights) == {"a": 2}
+    config = training_config(build_parser().parse_args([*rm, "--max-grad-norm", "0.5", "--eval-every", "none"]))
+    assert (config.max_grad_norm, config.eval_every) == (0.5, None)
+
+    args = build_parser().parse_args(
+        ["pipeline", "--config", "p.yaml", "--name", "n", "--runs-dir", "r", "--device", "cpu"]
+    )
+    assert pipeline_overrides(args) == {"name": "n", "runs_dir": "r", "device": "cpu"}

@@ -1,4 +1,4 @@
-"""Tests of ``textenv rm train``, ``textenv rm eval`` and ``textenv prefs simulate`` (textenv.cli_rm)."""
+"""Tests of ``textenv rm train``, ``textenv rm eval`` and ``textenv prefs simulate`` (agents.cli.rm)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 
 import rewards
+from agents.cli.rm import add_commands
 from rewards import PreferenceDataError, RewardModelError
-from textenv.cli_rm import add_commands, resolve_base_model
+from textenv.base_model import resolve_base_model
 from textenv.errors import ModelLoadError
 
 from .conftest import separable_pairs
@@ -134,6 +135,27 @@ def test_simulate_writes_pairs_that_train(
     assert 1 <= len(data.pairs) <= 8
     records = [json.loads(line) for line in out.read_text().splitlines()]
     assert all(r["reward_chosen"] >= r["reward_rejected"] for r in records)
+
+
+def test_simulate_cuts_completions_at_the_stop_strings(tiny_lm_dir: Path, tmp_path: Path) -> None:
+    prompts = tmp_path / "prompts.jsonl"
+    prompts.write_text("".join(json.dumps({"prompt": p}) + "\n" for p in ("the movie", "a cat", "my dog")))
+
+    def simulate(out: Path, *extra: str) -> list[dict]:
+        argv = ["prefs", "simulate", "--model", str(tiny_lm_dir), "--prompts", str(prompts), "--reward", "length"]
+        argv += ["--reward-kwargs", '{"target": 3}']
+        code = run(*argv, "--out", str(out), "--repeats", "4", "--max-new-tokens", "8", "--no-progress", *extra)
+        assert code == 0
+        return [json.loads(line) for line in out.read_text().splitlines()]
+
+    def completions(records: list[dict]) -> list[str]:
+        return [r[key] for r in records for key in ("chosen", "rejected")]
+
+    whole = completions(simulate(tmp_path / "whole.jsonl"))
+    assert any(" " in c.strip() for c in whole)  # several words: there is something to cut
+    cut = completions(simulate(tmp_path / "cut.jsonl", "--stop", " ", "--stop", "never"))
+    assert cut
+    assert all(" " not in c for c in cut)
 
 
 def test_resolve_base_model(tiny_lm_dir: Path) -> None:

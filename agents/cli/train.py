@@ -1,21 +1,15 @@
-"""The ``textenv`` console script: env commands, reward-model commands, ``train``/``compare``/``demo``, ``sft`` and
-``pipeline``.
-
-This is the composition root: it may import every package (``textenv`` and ``rewards`` do not import
-``agents``).
-"""
+"""``textenv train``, ``compare``, ``demo`` and ``sweep``: RL runs, each with a flag for every TrainConfig field."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from textenv import cli as env_cli
+from agents.cli.flags import add_device_flag, add_ray_flags, ray_options
 
-__all__ = ["DEMO", "build_parser", "main"]
+__all__ = ["DEMO", "add_commands"]
 
 #: The main job: PPO against A2C on the sentiment task with the real default model (its wall time on 2 cores is
 #: in BENCHMARKS.md).
@@ -49,15 +43,6 @@ def _add_run_flags(p: argparse.ArgumentParser, default_env: str) -> None:
         "--precision", default=None, choices=["fp32", "bf16"], help="bf16: bfloat16 autocast on CUDA (default fp32)"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
-
-
-def add_device_flag(p: argparse.ArgumentParser) -> None:
-    """``--device``, as every training command takes it."""
-    p.add_argument(
-        "--device",
-        default=None,
-        help="where to train: auto (CUDA when a GPU is visible; the default), cpu, cuda, cuda:N or mps",
-    )
 
 
 #: TrainConfig fields that ``compare`` and ``demo`` set for every run themselves (their own flags).
@@ -124,35 +109,6 @@ def _cmd_compare(args: argparse.Namespace) -> int:
     return 0
 
 
-def add_ray_flags(p: argparse.ArgumentParser) -> None:
-    """``--ray [ADDRESS]`` and the resources of each run, as ``compare``, ``demo`` and ``pipeline`` take them."""
-    p.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        default=None,
-        metavar="ADDRESS",
-        help="train each (algo, seed) run as a Ray task: no ADDRESS = RAY_ADDRESS or a new local cluster; 'auto', "
-        "HOST:PORT or ray://HOST:PORT = that cluster",
-    )
-    p.add_argument("--storage", default=None, help="with --ray: a folder every worker can reach, for the run folders")
-    p.add_argument("--ray-cpus", type=float, default=1.0, help="with --ray: CPUs per run (default 1)")
-    p.add_argument("--ray-gpus", type=float, default=0.0, help="with --ray: GPUs per run (default 0)")
-
-
-def ray_options(args: argparse.Namespace) -> Any:
-    """The :class:`agents.ray_runs.RayOptions` of ``--ray`` and its flags, or ``None`` without ``--ray``."""
-    if args.ray is None:
-        if args.storage is not None:
-            from textenv.errors import ConfigError
-
-            raise ConfigError("--storage applies to runs on Ray: add --ray (and an address for a remote cluster).")
-        return None
-    from agents.ray_runs import RayOptions
-
-    return RayOptions(address=args.ray or None, storage=args.storage, num_cpus=args.ray_cpus, num_gpus=args.ray_gpus)
-
-
 def _cmd_sweep(args: argparse.Namespace) -> int:
     from agents.sweep import load_sweep_config, run_sweep
 
@@ -162,26 +118,10 @@ def _cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The full ``textenv`` parser (``train``, ``compare`` and ``demo`` take a flag for every TrainConfig field)."""
+def add_commands(sub: Any) -> None:
+    """Add ``train``, ``compare``, ``sweep`` and ``demo`` (each takes a flag for every TrainConfig field)."""
     from agents.config import TrainConfig
     from agents.config_flags import add_dataclass_flags
-
-    parser = argparse.ArgumentParser(prog="textenv", description="RLHF as ordinary RL: text envs, rewards, agents.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    env_cli.add_commands(sub)
-    try:
-        from textenv import cli_rm
-    except ImportError:  # pragma: no cover - the reward-model commands ship with the package
-        cli_rm = None  # type: ignore[assignment]
-    if cli_rm is not None:
-        cli_rm.add_commands(sub)
-    from textenv import cli_label
-
-    cli_label.add_commands(sub)
-    from agents import cli_pipeline
-
-    cli_pipeline.add_commands(sub)
 
     p = sub.add_parser("train", help="train one agent (PPO or A2C) on an env")
     _add_run_flags(p, "textenv/Toy-v0")
@@ -216,13 +156,3 @@ def build_parser() -> argparse.ArgumentParser:
     add_ray_flags(p)
     add_dataclass_flags(p, TrainConfig, skip=_SET_BY_COMPARE)
     p.set_defaults(config=None, no_progress=False)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``textenv`` console script."""
-    return env_cli.run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())

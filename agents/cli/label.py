@@ -1,7 +1,8 @@
 """The human-feedback commands of the ``textenv`` CLI: ``label tasks|serve|cli|export|stats``.
 
-The work lives in :mod:`rewards.human` (storage, page, terminal labeler, export, statistics); this module
-adds what needs textenv: sampling tasks from a model or a finished run (:mod:`textenv.label_tasks`)::
+The work lives in :mod:`rewards.human` (storage, page, terminal labeler, export, statistics), in
+:mod:`textenv.label_tasks` (tasks sampled from a model) and :mod:`agents.run_folder` (what a finished run
+samples with)::
 
     textenv label tasks --model textenv/toy-gpt2 --prompts builtin:toy --out tasks.jsonl
     textenv label serve --tasks tasks.jsonl --db labels.sqlite          # open http://127.0.0.1:8000/
@@ -25,8 +26,9 @@ TOKEN_ENV = "TEXTENV_LABEL_TOKEN"
 
 def _sample(args: argparse.Namespace) -> Any:
     """Sample tasks from ``--model`` or ``--from-run``; returns a ``SampledTasks``."""
+    from agents.run_folder import run_source
     from textenv.errors import ConfigError
-    from textenv.label_tasks import run_source, sample_tasks
+    from textenv.label_tasks import sample_tasks
 
     if args.from_run:
         source = run_source(args.from_run)

@@ -1,18 +1,13 @@
-"""The env-level commands of the ``textenv`` command line: ``list``, ``check`` and ``rollout``.
-
-The ``textenv`` console script itself is :func:`agents.cli.main`, which adds the training commands; this module
-keeps to the env (``textenv`` does not import ``agents``) and can run alone: ``python -m textenv.cli list``.
-"""
+"""``textenv list``, ``check`` and ``rollout``: what is registered, whether an env passes the checker, and a few
+episodes of an env with its reference model as the agent."""
 
 from __future__ import annotations
 
 import argparse
 import json
-import sys
-from collections.abc import Sequence
 from typing import Any
 
-__all__ = ["main"]
+__all__ = ["add_commands"]
 
 
 def _cmd_list(args: argparse.Namespace) -> int:
@@ -97,31 +92,3 @@ def add_commands(sub: Any) -> None:
         if name == "rollout":
             p.add_argument("--episodes", type=int, default=4)
             p.add_argument("--temperature", type=float, default=1.2)
-
-
-def build_parser() -> argparse.ArgumentParser:
-    """The parser of the env-level commands."""
-    parser = argparse.ArgumentParser(prog="textenv", description=__doc__)
-    add_commands(parser.add_subparsers(dest="command", required=True))
-    return parser
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run a parsed command; a typed error of textenv or rewards prints its message and exits with 2."""
-    from rewards.errors import RewardError
-    from textenv.errors import TextEnvError
-
-    try:
-        return int(args.func(args))
-    except (TextEnvError, RewardError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the env-level commands."""
-    return run(build_parser().parse_args(argv))
-
-
-if __name__ == "__main__":
-    sys.exit(main())
