@@ -33,6 +33,7 @@ from textenv.models import (
 )
 from textenv.prompts import Prompt, PromptSource, load_prompts
 from textenv.reference import ReferenceScorer, batched_reference
+from textenv_common.checks import check_int
 
 __all__ = ["StepResult", "TextGenEnv"]
 
@@ -156,8 +157,8 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
                 f"TextGenEnv needs {missing}: pass e.g. prompts=['Once upon a time'] and reward='length' "
                 "(see rewards.names()), or use a registered task such as textenv/Sentiment-v0."
             )
-        _check_int("max_prompt_tokens", max_prompt_tokens, low=1)
-        _check_int("max_new_tokens", max_new_tokens, low=1)
+        check_int("max_prompt_tokens", max_prompt_tokens, 1, error=ConfigError)
+        check_int("max_new_tokens", max_new_tokens, 1, error=ConfigError)
         if unlogged_policy not in UNLOGGED_POLICIES:
             raise ConfigError(f"unlogged_policy must be one of {UNLOGGED_POLICIES}; got {unlogged_policy!r}.")
         if prompt_truncation not in ("left", "error"):
@@ -537,11 +538,6 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         if self._model_spec is not None:
             self.model, self.tokenizer = _shared_model(*self._model_spec)
             self._reference = ReferenceScorer(self.model)
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"{name} must be an integer ≥ {low}; got {value!r}.")
 
 
 def _max_positions(config: Any) -> int | None:
