@@ -35,7 +35,7 @@ import os
 import re
 import shutil
 import socket
-import uuid
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -53,6 +53,8 @@ from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFas
 
 from textenv.activations import fuse_activations
 from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
+from textenv_common import atomic as _atomic
+from textenv_common.atomic import TargetExistsError
 from textenv_common.hf import LOAD_ERRORS, ensure_pad_token, load_pretrained, load_tokenizer, match_pad_token
 
 __all__ = [
@@ -110,33 +112,39 @@ def cache_dir() -> Path:
 
 @contextlib.contextmanager
 def atomic_folder(final: Path) -> Iterator[Path]:
-    """Write a folder under a temporary name and rename it to ``final`` when the block succeeds.
+    """Write a cache folder atomically; if another process completes ``final`` first, keep theirs.
 
-    The temporary folder sits next to ``final`` (same file system, so the rename is atomic) and is removed
-    if the block raises. A crash that kills the process leaves only a ``.<name>.partial-*`` folder, which
-    nothing ever reads. If another process renamed its own ``final`` into place first, theirs is kept.
+    A thin wrapper over :func:`textenv_common.atomic.atomic_folder` with ``overwrite=False`` (temporary
+    folder beside ``final``, fsync, rename; removed if the block raises): the cache's rule is that the first
+    complete copy wins, so the :class:`~textenv_common.atomic.TargetExistsError` that a concurrent writer
+    causes is caught and this process's copy is dropped. A crash that kills the process leaves only a
+    ``.<name>.partial-*`` folder, which nothing ever reads.
 
     Args:
-        final: The folder to create; it should not exist yet.
+        final: The folder to create; it should not exist yet (if it does, the block's output is dropped).
 
     Yields:
         The temporary folder to write into.
     """
     final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # mkdir, not tempfile.mkdtemp: the folder keeps the umask's permissions (mkdtemp's are owner-only).
-    tmp = final.parent / f".{final.name}.partial-{uuid.uuid4().hex}"
-    tmp.mkdir()
+    block_done = False
     try:
-        yield tmp
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-            logger.debug("%s was written by another process first; keeping theirs", final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.ExitStack() as stack:
+            try:
+                tmp = stack.enter_context(_atomic.atomic_folder(final, overwrite=False))
+            except TargetExistsError:
+                if not final.is_dir():
+                    raise
+                # Complete already (another writer won before this one began): the block still runs, into a
+                # scratch folder that is dropped, as when the other writer wins while this one writes.
+                scratch = tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{final.name}.partial-")
+                tmp = Path(stack.enter_context(scratch))
+            yield tmp
+            block_done = True
+    except TargetExistsError:
+        if not block_done or not final.is_dir():
+            raise
+        logger.debug("%s was written by another process first; keeping theirs", final)
 
 
 def load_model_and_tokenizer(

@@ -23,6 +23,7 @@ from textenv.models import (
     smollm2_from_gguf,
 )
 from textenv.toy import build_toy_tokenizer
+from textenv_common.atomic import TargetExistsError
 
 
 @pytest.mark.parametrize("as_str", [True, False])
@@ -286,6 +287,31 @@ def test_atomic_folder_keeps_the_first_complete_copy(tmp_path):
         (final / "a.txt").write_text("theirs")
     assert (final / "a.txt").read_text() == "theirs"
     assert [p.name for p in tmp_path.iterdir()] == ["thing"]
+
+
+def test_atomic_folder_keeps_a_folder_that_existed_before_the_block(tmp_path):
+    final = tmp_path / "thing"
+    final.mkdir()
+    (final / "a.txt").write_text("theirs")
+    with atomic_folder(final) as tmp:
+        assert tmp != final
+        (tmp / "a.txt").write_text("mine")
+    assert (final / "a.txt").read_text() == "theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["thing"]
+
+
+def test_atomic_folder_passes_on_the_blocks_own_errors(tmp_path):
+    def write(tmp: Path) -> None:
+        (tmp / "a.txt").write_text("mine")
+        # The same error type as a concurrent writer's, from the block itself: passed on, not swallowed.
+        (tmp_path / "thing").mkdir()
+        raise TargetExistsError(tmp_path / "thing")
+
+    with pytest.raises(TargetExistsError) as info, atomic_folder(tmp_path / "thing") as tmp:
+        write(tmp)
+    assert info.value.path == tmp_path / "thing"
+    assert [p.name for p in tmp_path.iterdir()] == ["thing"]
+    assert list((tmp_path / "thing").iterdir()) == []
 
 
 def test_reference_copy_is_frozen_and_independent(tiny_lm_dir):
