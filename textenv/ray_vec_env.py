@@ -154,8 +154,7 @@ class _RelayKLController:
 
 def _build_reward(env_id: str, env_kwargs: Mapping[str, Any], device: str | None) -> Any:
     """The env's reward, resolved as the env would resolve it, on ``device`` (default: the env's ``device``)."""
-    from rewards import resolve
-    from textenv.env import _with_device
+    from textenv.env_reward import resolve_env_reward
     from textenv.models import resolve_device
     from textenv.registration import make
 
@@ -164,7 +163,7 @@ def _build_reward(env_id: str, env_kwargs: Mapping[str, Any], device: str | None
     reward = merged.get("reward")
     if reward is None:  # the env picks its reward itself (textenv/Summarize-v0): build one to learn which
         return make(env_id, **{**env_kwargs, "device": device}).unwrapped.reward_fn  # type: ignore[attr-defined]
-    return resolve(reward, **_with_device(reward, merged.get("reward_kwargs"), device))
+    return resolve_env_reward(reward, merged.get("reward_kwargs"), device)
 
 
 class _RewardWorker:

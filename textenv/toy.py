@@ -23,7 +23,7 @@ import torch
 from tokenizers import Tokenizer, models, normalizers, pre_tokenizers
 from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
 
-from textenv.models import atomic_folder, cache_dir
+from textenv.cache import atomic_folder, cache_dir
 
 __all__ = [
     "EOS_TOKEN",
@@ -130,7 +130,7 @@ def toy_model_dir(root: Path | None = None) -> Path:
     written folder behind; when two processes build it at once, the first rename wins and both use it.
 
     Args:
-        root: Cache root; defaults to :func:`textenv.models.cache_dir`.
+        root: Cache root; defaults to :func:`textenv.cache.cache_dir`.
 
     Returns:
         ``<root>/models/toy-gpt2-v0``, holding ``config.json``, ``model.safetensors`` and the tokenizer.

