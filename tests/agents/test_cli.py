@@ -26,6 +26,7 @@ def test_check_and_rollout_on_the_toy_env(capsys):
     assert "KL" in out
 
 
+@pytest.mark.slow  # fast: test_compare_writes_a_report (CLI) and tests/agents/test_train.py (resume)
 def test_train_then_resume(tmp_path, capsys, monkeypatch):
     import agents.train
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.distributions import Categorical
 
 from agents.distribution import BLOCK, TokenDistribution, sample_tokens
 
 
+@pytest.mark.slow  # fast: the other sampling tests of this file
 def test_draws_follow_the_probabilities_across_blocks_and_skip_zero_probability_tokens():
     vocab = BLOCK + 44  # two blocks, the second padded
     generator = torch.Generator().manual_seed(0)

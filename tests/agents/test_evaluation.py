@@ -105,6 +105,7 @@ def test_an_exported_policy_is_the_trained_lm(tmp_path: Path) -> None:
         export_policy(tmp_path / "nothing")
 
 
+@pytest.mark.slow  # fast: test_evaluate_completes_the_given_prompts_in_order
 def test_paired_sampling_gives_the_same_completions_whatever_the_batch_layout() -> None:
     config = load_config(preset="tiny", env="textenv/Toy-v0", seed=3)
     policy = make_agent(config).policy

@@ -104,7 +104,7 @@ def _subproc_vec_env(**kwargs):
     return vec
 
 
-@pytest.mark.parametrize("where", ["this process", "subprocesses"])
+@pytest.mark.parametrize("where", ["this process", pytest.param("subprocesses", marks=pytest.mark.slow)])
 def test_episode_return_under_ppo_rollouts_is_rm_score_minus_beta_sum_kl(where):
     kwargs = {"max_new_tokens": 4, "kl_coef": 0.3, "unlogged_policy": "error"}
     vec = make_vec_env("textenv/Toy-v0", n_envs=2, seed=0, **kwargs) if where == "this process" else (
@@ -292,6 +292,7 @@ print("loaded", model.policy.model_name)
 """
 
 
+@pytest.mark.slow  # fast: the in-process save/load tests
 def test_ppo_load_in_a_fresh_process_rebuilds_the_model_from_the_saved_file(tiny_lm_dir, tmp_path):
     import shutil
     import subprocess

@@ -71,6 +71,7 @@ def _kill_the_worker_after_its_first_checkpoint(checkpoint: Path) -> int:
     return workers[0].pid
 
 
+@pytest.mark.slow  # fast: test_a_storage_folder_holds_the_runs... (Ray runs), tests/agents/test_compare.py (resume)
 def test_a_killed_worker_s_run_resumes_and_the_report_equals_the_sequential_one(cluster, tmp_path, torch_threads):
     import threading
 

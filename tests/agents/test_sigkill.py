@@ -26,7 +26,11 @@ from agents.pipeline.runner import DONE_FILE
 
 CHILD = Path(__file__).with_name("sigkill_child.py")
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX-only")
+# slow: processes killed and rerun; fast: the Ctrl-C resume tests of test_train.py and test_pipeline.py
+pytestmark = [
+    pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX-only"),
+    pytest.mark.slow,
+]
 
 
 def run_and_kill(args: list[str], point: str, log: Path) -> None:

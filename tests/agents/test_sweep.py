@@ -20,6 +20,7 @@ def cluster():
     ray.shutdown()
 
 
+@pytest.mark.slow  # fast: test_the_example_sweep_file_loads and the Ray runs of test_ray_compare.py
 def test_a_grid_sweep_writes_the_best_config_and_every_trial(cluster, tmp_path):
     sweep = SweepConfig(env="textenv/Toy-v0", algo="ppo", preset="tiny", budget_tokens=128, grace_tokens=64,
                         train={"eval_episodes": 1, "device": "cpu"},

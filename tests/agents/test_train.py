@@ -25,6 +25,7 @@ def _config(algo, **overrides):
     return load_config(preset="tiny", **base)
 
 
+@pytest.mark.slow  # fast: test_the_same_seed_gives_the_same_metrics (the same training path)
 @pytest.mark.parametrize("algo", ["ppo", "a2c"])
 def test_each_algorithm_learns_the_toy_task_and_moves_every_parameter(algo, tmp_path):
     # The preset's 2048 tokens: at 1024 whether PPO clears the bar depends on float rounding (fused or unfused
@@ -67,6 +68,7 @@ def test_the_same_seed_gives_the_same_metrics(tmp_path):
     assert [h[k] for h in a.history for k in keys] == pytest.approx([h[k] for h in b.history for k in keys])
 
 
+@pytest.mark.slow  # fast: test_resume_continues_from_the_checkpoint...
 def test_a_resumed_run_matches_an_uninterrupted_one(tmp_path):
     full = _config("ppo", budget_tokens=384, eval_episodes=4, checkpoint_every=1)
     whole = train(full, tmp_path / "whole", progress=False)

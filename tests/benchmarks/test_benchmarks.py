@@ -29,6 +29,7 @@ def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[subprocess.Comp
     return proc, json.loads(out.read_text()), out
 
 
+@pytest.mark.slow  # the quick benchmark run (a minute); fast: tests/benchmarks/test_learning.py
 def test_quick_run_prints_the_table_and_the_targets(quick_run):
     proc, _, _ = quick_run
     assert "| model | batch | new tokens | row |" in proc.stdout
@@ -37,6 +38,7 @@ def test_quick_run_prints_the_table_and_the_targets(quick_run):
         assert f"| tiny | 2 | 8 | {row} |" in proc.stdout
 
 
+@pytest.mark.slow  # the quick benchmark run (a minute); fast: tests/benchmarks/test_learning.py
 def test_quick_run_writes_every_row_with_its_rate_and_memory(quick_run):
     _, report, _ = quick_run
     cells = {(c["row"], c["new_tokens"]): c for c in report["cells"]}
@@ -58,6 +60,7 @@ def test_quick_run_writes_every_row_with_its_rate_and_memory(quick_run):
     assert report["meta"]["versions"]["torch"]
 
 
+@pytest.mark.slow  # the quick benchmark run (a minute); fast: tests/benchmarks/test_learning.py
 def test_a_results_file_is_rendered_again(quick_run):
     proc, _, path = quick_run
     again = subprocess.run([sys.executable, "-m", "benchmarks.run", "--render", str(path)], cwd=ROOT,

@@ -115,6 +115,7 @@ def test_output_cache_and_cache_kwargs_round_trip_through_a_forward(tiny_lm_dir)
     torch.testing.assert_close(step.logits[:, -1], full.logits[:, -1], atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.slow  # fast: every forward runs in the other tests
 def test_our_forwards_trigger_no_deprecation_warning(tmp_path):
     """A whole tiny training run in a fresh process (transformers warns once per process) prints no deprecation."""
     code = (

@@ -158,6 +158,7 @@ def test_get_attr_env_method_and_env_is_wrapped_reach_the_sub_envs(remote):
         remote.env_method("step", 3, indices=[0])
 
 
+@pytest.mark.slow  # fast: the other RayVecEnv tests (same actors, no kill)
 def test_killed_actors_are_replaced_and_their_episodes_end_as_truncated(ray):
     from textenv.kl import AdaptiveKLController
     from textenv.ray_vec_env import RayVecEnv

@@ -95,7 +95,10 @@ def _drive(vec, sampler, steps):
     return sources
 
 
-@pytest.mark.parametrize("kind", ["sync", "async", "dummy", "subproc"])
+@pytest.mark.parametrize(
+    "kind",
+    ["sync", pytest.param("async", marks=pytest.mark.slow), "dummy", pytest.param("subproc", marks=pytest.mark.slow)],
+)
 def test_vector_envs_with_the_kl_channel(kind):
     n = 2
     # "textenv:" makes Gymnasium import textenv first, which a fresh worker process needs.
@@ -130,6 +133,7 @@ def test_dummy_vec_env_rewards_match_single_env():
     assert done1
 
 
+@pytest.mark.slow  # fast: the dummy vec env test of the same ids
 def test_sb3_make_vec_env_with_subprocesses():
     from stable_baselines3.common.env_util import make_vec_env
 
