@@ -44,9 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.io import atomic_write_text
 from agents.report import Estimate
 from agents.stats import mean_ci
+from textenv_common.atomic import write_text_atomic
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
@@ -474,13 +474,13 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> Path:
             for p in result.policies
         },
     }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n", overwrite=True)
     lines = [
         json.dumps({"policy": name, "index": i, **sample}, ensure_ascii=False)
         for name, samples in result.samples.items()
         for i, sample in enumerate(samples)
     ]
-    atomic_write_text(out / "samples.jsonl", "".join(f"{line}\n" for line in lines))
+    write_text_atomic(out / "samples.jsonl", "".join(f"{line}\n" for line in lines), overwrite=True)
     text = [
         "# Evaluation after RL",
         "",
@@ -495,5 +495,5 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> Path:
         "",
     ]
     path = out / "evaluation.md"
-    atomic_write_text(path, "\n".join(text))
+    write_text_atomic(path, "\n".join(text), overwrite=True)
     return path

@@ -33,8 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
-from agents.io import atomic_dir
 from textenv.errors import ConfigError
+from textenv_common.atomic import atomic_folder
 
 __all__ = ["RayOptions", "run_on_ray"]
 
@@ -154,7 +154,7 @@ def _place(folder: Path, trained_in: Path, archive: bytes | None) -> None:
     """Put a finished run's folder at ``folder``: unpacked from ``archive``, or copied from a storage path."""
     if archive is None and trained_in.resolve() == folder.resolve():
         return  # it trained in place
-    with atomic_dir(folder) as tmp:
+    with atomic_folder(folder, overwrite=True) as tmp:
         if archive is not None:
             with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
                 tar.extractall(tmp, filter="data")

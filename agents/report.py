@@ -37,7 +37,6 @@ import os
 import platform
 import re
 import sys
-import tempfile
 import warnings
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, replace
@@ -47,8 +46,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.io import atomic_write_text
 from agents.stats import interpolate_curves, mean_ci, t_critical
+from textenv_common.atomic import atomic_file, write_text_atomic
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -325,14 +324,8 @@ def _grid(histories: Sequence[Sequence[Mapping[str, float]]]) -> np.ndarray:
 
 
 def _save_png(fig: Figure, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_file(path, overwrite=True) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
 
 
 def _smooth(history: Sequence[Mapping[str, float]], key: str) -> list[dict[str, float]]:
@@ -440,7 +433,7 @@ def _write_summary_csv(metrics: Sequence[RunMetrics], path: Path) -> None:
     for m in metrics:
         m = replace(m, out_dir=_relative(m.out_dir, path.parent))
         writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(m).items()})
-    atomic_write_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue(), overwrite=True)
 
 
 def write_report(
@@ -496,7 +489,7 @@ def write_report(
         lines += ["No run finished, so there is nothing to compare yet.", ""]
         _write_summary_csv(metrics, out / "summary.csv")
         report = out / "report.md"
-        atomic_write_text(report, "\n".join(lines))
+        write_text_atomic(report, "\n".join(lines), overwrite=True)
         return report
 
     if evaluation is not None:
@@ -585,7 +578,7 @@ def write_report(
 
     lines += _samples_section(groups)
     report = out / "report.md"
-    atomic_write_text(report, "\n".join(lines))
+    write_text_atomic(report, "\n".join(lines), overwrite=True)
     return report
 
 

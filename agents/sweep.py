@@ -39,8 +39,9 @@ from typing import Any
 import yaml
 
 from agents.config import PRESETS, TrainConfig, load_config
-from agents.io import atomic_write_text, read_yaml_mapping
+from agents.io import read_yaml_mapping
 from textenv.errors import ConfigError
+from textenv_common.atomic import write_text_atomic
 
 __all__ = ["SEARCH_KINDS", "SweepConfig", "SweepResult", "load_sweep_config", "run_sweep"]
 
@@ -295,9 +296,9 @@ def run_sweep(
     best_trial = max(full, key=lambda t: t["gain"])
     best = sweep.trial_config(best_trial["values"])
     best_yaml = out / "best.yaml"
-    atomic_write_text(best_yaml, yaml.safe_dump(best.to_dict(), sort_keys=False))
+    write_text_atomic(best_yaml, yaml.safe_dump(best.to_dict(), sort_keys=False), overwrite=True)
     table = out / "trials.md"
-    atomic_write_text(table, _table(sweep, trials, best_trial))
+    write_text_atomic(table, _table(sweep, trials, best_trial), overwrite=True)
     return SweepResult(best, float(best_trial["gain"]), trials, best_yaml, table)
 
 

@@ -8,9 +8,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agents.io import atomic_write_text
 from agents.pipeline.config import PipelineConfig
 from agents.pipeline.runner import RunLog, StageRecord
+from textenv_common.atomic import write_text_atomic
 
 __all__ = ["write_pipeline_report"]
 
@@ -175,5 +175,5 @@ def write_pipeline_report(
     for i, name in enumerate((n for n in _STAGES if n in records), 1):
         lines += [f"## {i}. {_TITLES[name]}", "", *_SECTIONS[name](records[name])]
     path = root / "report.md"
-    atomic_write_text(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines), overwrite=True)
     return path

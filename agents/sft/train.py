@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from agents.errors import ConfigError, DemonstrationError, PipelineError
-from agents.io import atomic_dir
 from agents.sft.data import Demonstration, encode_demonstration, load_demonstrations
+from textenv_common.atomic import atomic_folder
 
 __all__ = ["SFTConfig", "SFTResult", "merge_lora", "train_sft"]
 
@@ -266,7 +266,7 @@ def train_sft(
         "train_seconds": round(seconds, 2),
         "config": config.to_dict(),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_folder(out, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / SFT_INFO_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
