@@ -47,6 +47,7 @@ import numpy as np
 from agents.report import Estimate
 from agents.stats import mean_ci
 from textenv_common.atomic import write_text_atomic
+from textenv_common.checks import check_int
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
@@ -413,8 +414,7 @@ def evaluate_runs(
         raise ValueError("evaluate_runs needs at least one finished run.")
     if not prompts:
         raise ValueError("evaluate_runs needs at least one prompt.")
-    if isinstance(samples_per_prompt, bool) or not isinstance(samples_per_prompt, int) or samples_per_prompt < 1:
-        raise ValueError(f"samples_per_prompt must be an integer ≥ 1; got {samples_per_prompt!r}.")
+    check_int("samples_per_prompt", samples_per_prompt, 1)
     say = progress or (lambda _: None)
     queue = [p for p in prompts for _ in range(samples_per_prompt)]
     first = runs[0].config

@@ -29,6 +29,7 @@ from torch import nn
 from textenv import compat
 from textenv.errors import ConfigError
 from textenv.models import load_model_and_tokenizer
+from textenv_common.checks import check_int
 
 __all__ = ["LORA_DEFAULTS", "build_policy_lm", "shared_reference_model", "standalone_model", "transformer_blocks"]
 
@@ -56,10 +57,7 @@ def transformer_blocks(model: nn.Module) -> nn.ModuleList:
 
 
 def _check_options(lora: bool | Mapping[str, Any] | None, trainable_layers: int | None) -> dict[str, Any] | None:
-    if trainable_layers is not None and (
-        isinstance(trainable_layers, bool) or not isinstance(trainable_layers, int) or trainable_layers < 1
-    ):
-        raise ConfigError(f"trainable_layers must be None or an integer ≥ 1; got {trainable_layers!r}.")
+    check_int("trainable_layers", trainable_layers, 1, error=ConfigError, optional=True)
     if lora is None or lora is False:
         return None
     if lora is True:
