@@ -30,6 +30,7 @@ from textenv import compat
 from textenv.errors import ConfigError
 from textenv.models import load_model_and_tokenizer
 from textenv_common.checks import check_int
+from textenv_common.hf import transformer_blocks
 
 __all__ = ["LORA_DEFAULTS", "build_policy_lm", "shared_reference_model", "standalone_model", "transformer_blocks"]
 
@@ -42,18 +43,6 @@ def shared_reference_model(name: str, dtype: str | None) -> tuple[Any, Any] | No
     from textenv.model_cache import MODELS
 
     return MODELS.find(name, dtype)
-
-
-def transformer_blocks(model: nn.Module) -> nn.ModuleList:
-    """The list of transformer blocks of a Hugging Face causal LM (``model.layers``, ``transformer.h``, ...)."""
-    n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
-    candidates = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == n_layers]
-    if not candidates:
-        raise ConfigError(
-            f"Cannot find the {n_layers} transformer blocks of {type(model).__name__}; "
-            "use trainable_layers=None (train every layer)."
-        )
-    return candidates[0]
 
 
 def _check_options(lora: bool | Mapping[str, Any] | None, trainable_layers: int | None) -> dict[str, Any] | None:
@@ -102,7 +91,10 @@ def build_policy_lm(
 
     prefix = ""
     if trainable_layers is not None:
-        blocks = transformer_blocks(base)
+        try:
+            blocks = transformer_blocks(base)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} Use trainable_layers=None (train every layer).") from None
         if trainable_layers > len(blocks):
             raise ConfigError(
                 f"trainable_layers={trainable_layers} exceeds the model's {len(blocks)} transformer blocks."
