@@ -48,6 +48,7 @@ import numpy as np
 
 from agents.stats import interpolate_curves, mean_ci, t_critical
 from textenv_common.atomic import atomic_file, write_text_atomic
+from textenv_common.formatting import format_number
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -104,8 +105,8 @@ class Estimate:
         if self.n == 0 or not math.isfinite(self.mean):
             return "—"
         if self.n == 1 or not math.isfinite(self.half_width):
-            return f"{_num(self.mean, digits)} (n=1)"
-        return f"{_num(self.mean, digits)} ± {_num(self.half_width, digits)}"
+            return f"{format_number(self.mean, digits)} (n=1)"
+        return f"{format_number(self.mean, digits)} ± {format_number(self.half_width, digits)}"
 
 
 @dataclass(frozen=True)
@@ -210,16 +211,6 @@ def summarize(results: Sequence[RunResult]) -> list[SummaryRow]:
 # ---------------------------------------------------------------------------------------------- markdown
 
 
-def _num(value: float, digits: int = 3) -> str:
-    if not math.isfinite(value):
-        return "—"
-    if abs(value) >= 1e5:
-        return f"{value:.{digits - 1}e}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
-
-
 def _cell(text: str) -> str:
     """Plain text made safe for one markdown table cell: no row break, no column break."""
     return re.sub(r"\s*[\r\n]+\s*", " ", text).replace("|", r"\|")
@@ -305,8 +296,8 @@ def _samples_section(groups: Mapping[str, list[RunResult]]) -> list[str]:
                 [
                     label,
                     _code(str(found.get("completion", "")), in_table=True),
-                    _num(_float(found, "rm_score")),
-                    _num(_float(found, "kl_sum")),
+                    format_number(_float(found, "rm_score")),
+                    format_number(_float(found, "kl_sum")),
                 ]
             )
         lines += [*_table(["policy", "completion", "RM score", "KL (nats)"], rows, "llrr"), ""]
@@ -542,11 +533,11 @@ def write_report(
             str(m.seed),
             f"{m.tokens:,}",
             str(m.rollouts),
-            _num(m.curve_start),
-            _num(m.final_reward),
-            _num(m.final_kl),
-            _num(m.tokens_per_s, 1),
-            _num(m.wall_time_s, 1),
+            format_number(m.curve_start),
+            format_number(m.final_reward),
+            format_number(m.final_kl),
+            format_number(m.tokens_per_s, 1),
+            format_number(m.wall_time_s, 1),
             _code(_relative(m.out_dir, out), in_table=True),
         ]
         for m in metrics
@@ -646,11 +637,11 @@ def _learning_section(evaluation: EvaluationResult) -> list[str]:
             [
                 _code(algo, in_table=True),
                 ", ".join(map(str, p.seeds)),
-                _num(start.metrics["rm_score"].mean),
-                _num(p.metrics["rm_score"].mean),
+                format_number(start.metrics["rm_score"].mean),
+                format_number(p.metrics["rm_score"].mean),
                 _ci(p.metrics["gain"]),
                 ", ".join(_signed(float(g)) for g in matrix.mean(axis=1)),
-                _num(p.metrics["win_rate"].mean),
+                format_number(p.metrics["win_rate"].mean),
             ]
         )
     lines += [*_table(header, rows, "llrrrrr"), ""]
@@ -675,8 +666,8 @@ def _learning_section(evaluation: EvaluationResult) -> list[str]:
     for p in evaluation.policies[1:]:
         ratio = p.metrics["perplexity"].mean / ppl0 if ppl0 else math.nan
         lines.append(
-            f"- `{p.name}`: KL {_num(p.metrics['kl'].mean)} nats per episode; perplexity under the reference "
-            f"{_num(ratio, 2)}× the starting policy's."
+            f"- `{p.name}`: KL {format_number(p.metrics['kl'].mean)} nats per episode; perplexity under the reference "
+            f"{format_number(ratio, 2)}× the starting policy's."
         )
     lines += [
         "",

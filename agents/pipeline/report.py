@@ -11,6 +11,7 @@ from typing import Any
 from agents.pipeline.config import PipelineConfig
 from agents.pipeline.runner import RunLog, StageRecord
 from textenv_common.atomic import write_text_atomic
+from textenv_common.formatting import format_number
 
 __all__ = ["write_pipeline_report"]
 
@@ -24,23 +25,13 @@ _TITLES = {
 }
 
 
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    if isinstance(value, (bool, int)):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.{digits}f}"
-    return str(value)
-
-
 def _ci(estimate: Mapping[str, Any] | None, digits: int = 3) -> str:
     if not estimate or estimate.get("mean") is None:
         return "—"
     half = estimate.get("ci95_half_width")
     if half is None:
-        return f"{_num(estimate['mean'], digits)} (n=1)"
-    return f"{_num(estimate['mean'], digits)} ± {_num(half, digits)}"
+        return f"{format_number(estimate['mean'], digits)} (n=1)"
+    return f"{format_number(estimate['mean'], digits)} ± {format_number(half, digits)}"
 
 
 def _link(record: StageRecord, key: str, label: str | None = None) -> str:
@@ -58,8 +49,8 @@ def _sft(record: StageRecord) -> list[str]:
     m = record.metrics
     return [
         f"{m['demonstrations']} demonstrations ({m['train_demos']} for training, {m['eval_demos']} held out), "
-        f"{m['steps']} steps. Held-out loss on the response tokens: {_num(m['eval_loss_before'])} before, "
-        f"{_num(m['eval_loss'])} after. Model: {_link(record, 'model', 'sft/model')}, metrics: "
+        f"{m['steps']} steps. Held-out loss on the response tokens: {format_number(m['eval_loss_before'])} before, "
+        f"{format_number(m['eval_loss'])} after. Model: {_link(record, 'model', 'sft/model')}, metrics: "
         f"{_link(record, 'info', 'sft.json')}.",
         "",
         *_image(record, "loss_curve", "SFT loss curve"),
@@ -91,7 +82,7 @@ def _reward_model(record: StageRecord) -> list[str]:
         low, high = m.get("final_eval_accuracy_ci95", [math.nan, math.nan])
         text += f"; held-out pairwise accuracy {acc:.1%} (95% CI {low:.1%} to {high:.1%}) on {m['eval_pairs']} pairs"
     if m.get("final_eval_loss") is not None:
-        text += f", held-out loss {_num(m['final_eval_loss'])}"
+        text += f", held-out loss {format_number(m['final_eval_loss'])}"
     text += f". Model: {_link(record, 'model', 'reward_model/model')}."
     return [text, "", *_image(record, "loss_curve", "reward model loss curve")]
 
