@@ -33,7 +33,8 @@ import yaml
 
 from agents.config import ALGOS, TrainConfig, load_config
 from agents.ray_runs import RayOptions
-from agents.report import SummaryRow, summarize, write_report
+from agents.report import write_report
+from agents.summary import SummaryRow, summarize
 from textenv.errors import ConfigError
 from textenv_common.checks import check_int
 

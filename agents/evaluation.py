@@ -44,8 +44,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.report import Estimate
 from agents.stats import mean_ci
+from agents.summary import Estimate
 from textenv_common.atomic import write_text_atomic
 from textenv_common.checks import check_int
 
