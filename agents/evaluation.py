@@ -44,6 +44,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from agents.markdown import table
 from agents.stats import mean_ci
 from agents.summary import Estimate
 from textenv_common.atomic import write_text_atomic
@@ -446,16 +447,16 @@ def _as_json(estimate: Estimate) -> dict[str, Any]:
 def evaluation_table(result: EvaluationResult) -> list[str]:
     """The markdown table of ``result``: one row per policy, one column per metric."""
     header = ["policy", "seeds", "completions", *METRICS.values()]
-    lines = ["| " + " | ".join(header) + " |", "|:---|" + "---:|" * (len(header) - 1)]
-    for policy in result.policies:
-        cells = [
+    rows = [
+        [
             f"`{policy.name}`",
             ", ".join(map(str, policy.seeds)) or "—",
             str(policy.completions),
             *(policy.metrics[m].format() for m in METRICS),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        for policy in result.policies
+    ]
+    return table(header, rows)
 
 
 def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> Path:

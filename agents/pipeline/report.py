@@ -8,6 +8,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from agents.markdown import table
 from agents.pipeline.config import PipelineConfig
 from agents.pipeline.runner import RunLog, StageRecord
 from textenv_common.atomic import write_text_atomic
@@ -90,14 +91,13 @@ def _reward_model(record: StageRecord) -> list[str]:
 def _rl(record: StageRecord) -> list[str]:
     algos: Mapping[str, Mapping[str, Any]] = record.metrics.get("algos", {})
     header = ["algorithm", "seeds", "reward before", "final reward", "final KL (nats)", "eval reward", "tokens/s"]
-    lines = ["| " + " | ".join(header) + " |", "|:---|" + "---:|" * (len(header) - 1)]
+    rows = []
     for algo, m in algos.items():
-        cells = [f"`{algo}`", str(len(m["seeds"])), _ci(m["reward_before"]), _ci(m["final_reward"]),
-                 _ci(m["final_kl"]), _ci(m["eval_reward"]), _ci(m["tokens_per_s"], 1)]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append([f"`{algo}`", str(len(m["seeds"])), _ci(m["reward_before"]), _ci(m["final_reward"]),
+                     _ci(m["final_kl"]), _ci(m["eval_reward"]), _ci(m["tokens_per_s"], 1)])  # fmt: skip
     runs = ", ".join(f"[{p}](rl/{p})" for p in record.outputs.get("runs", []))
     return [
-        *lines,
+        *table(header, rows),
         "",
         f"Mean ± 95% CI over seeds. The full comparison: {_link(record, 'report', 'rl/compare/report.md')}; "
         f"runs (each with its trained LM in `policy/`): {runs}.",
@@ -111,15 +111,13 @@ def _evaluation(record: StageRecord) -> list[str]:
 
     m = record.metrics
     header = ["policy", *METRICS.values()]
-    lines = ["| " + " | ".join(header) + " |", "|:---|" + "---:|" * (len(header) - 1)]
-    for name, metrics in m["policies"].items():
-        lines.append("| " + " | ".join([f"`{name}`", *(_ci(metrics.get(k)) for k in METRICS)]) + " |")
+    rows = [[f"`{name}`", *(_ci(metrics.get(k)) for k in METRICS)] for name, metrics in m["policies"].items()]
     return [
         f"{m['prompts']} prompts × {m['samples_per_prompt']} samples per policy; `start` is the policy every "
         "algorithm began from (before), the other rows are the tuned policies (after, seeds pooled). Mean over "
         "prompts ± 95% CI.",
         "",
-        *lines,
+        *table(header, rows),
         "",
         f"Details: {_link(record, 'report', 'evaluation/evaluation.md')}, "
         f"{_link(record, 'samples', 'every completion')}.",
