@@ -15,7 +15,7 @@ from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.logger import KVWriter
 from tqdm import tqdm
 
-from agents.io import atomic_write_text
+from textenv_common.atomic import write_text_atomic
 
 __all__ = ["AtomicCSVOutput", "ConnectLogProbs", "ProgressCallback", "RLHFMetricsCallback", "SkipDiscardedValues"]
 
@@ -46,7 +46,7 @@ class AtomicCSVOutput(KVWriter):
         writer = csv.DictWriter(buffer, fieldnames=keys)
         writer.writeheader()
         writer.writerows(self.rows)
-        atomic_write_text(self.path, buffer.getvalue())
+        write_text_atomic(self.path, buffer.getvalue(), overwrite=True)
 
     def close(self) -> None:
         """Nothing to close: every write is complete on disk."""

@@ -33,8 +33,10 @@ import yaml
 
 from agents.config import ALGOS, TrainConfig, load_config
 from agents.ray_runs import RayOptions
-from agents.report import SummaryRow, summarize, write_report
+from agents.report import write_report
+from agents.summary import SummaryRow, summarize
 from textenv.errors import ConfigError
+from textenv_common.checks import check_int
 
 if TYPE_CHECKING:
     from agents.evaluation import EvaluationResult
@@ -108,8 +110,7 @@ def check_seeds(seeds: int | Sequence[int]) -> list[int]:
 
 def check_budget(budget_tokens: int) -> int:
     """The token budget as an int; a ConfigError unless it is an integer ≥ 1."""
-    if isinstance(budget_tokens, bool) or not isinstance(budget_tokens, (int, np.integer)) or budget_tokens < 1:
-        raise ConfigError(f"budget_tokens must be an integer ≥ 1 (tokens per run); got {budget_tokens!r}.")
+    check_int("budget_tokens", budget_tokens, 1, error=ConfigError)
     return int(budget_tokens)
 
 

@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 
 from textenv.errors import ConfigError
+from textenv_common.checks import check_int
 
 __all__ = ["ALGOS", "PRECISIONS", "PRESETS", "TrainConfig", "load_config"]
 
@@ -92,9 +93,7 @@ class TrainConfig:
             raise ConfigError(f"algo must be one of {ALGOS}; got {self.algo!r}.")
         for name in ("budget_tokens", "n_envs", "n_steps", "batch_size", "n_epochs", "sample_every",
                      "checkpoint_every", "eval_episodes"):  # fmt: skip
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer ≥ 1; got {value!r}.")
+            check_int(name, getattr(self, name), 1, error=ConfigError)
         for name in ("eval_samples", "eval_holdout"):
             value = getattr(self, name)
             if (
@@ -120,9 +119,7 @@ class TrainConfig:
                 raise ConfigError(f"{name} must be {'>' if name != 'ent_coef' else '≥'} 0; got {value!r}.")
         if not 0 < self.gamma <= 1 or not 0 <= self.gae_lambda <= 1:
             raise ConfigError(f"gamma must be in (0, 1] and gae_lambda in [0, 1]; got {self.gamma}, {self.gae_lambda}.")
-        tl = self.trainable_layers
-        if tl is not None and (isinstance(tl, bool) or not isinstance(tl, int) or tl < 1):
-            raise ConfigError(f"trainable_layers must be null or an integer ≥ 1; got {tl!r}.")
+        check_int("trainable_layers", self.trainable_layers, 1, error=ConfigError, optional=True)
         if self.lora is not None and not isinstance(self.lora, (bool, dict)):
             raise ConfigError(
                 f"lora must be true, false, null or a mapping of peft.LoraConfig fields; got {self.lora!r}."

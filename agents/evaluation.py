@@ -44,9 +44,11 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from agents.io import atomic_write_text
-from agents.report import Estimate
+from agents.markdown import table
 from agents.stats import mean_ci
+from agents.summary import Estimate
+from textenv_common.atomic import write_text_atomic
+from textenv_common.checks import check_int
 
 if TYPE_CHECKING:
     from agents.config import TrainConfig
@@ -413,8 +415,7 @@ def evaluate_runs(
         raise ValueError("evaluate_runs needs at least one finished run.")
     if not prompts:
         raise ValueError("evaluate_runs needs at least one prompt.")
-    if isinstance(samples_per_prompt, bool) or not isinstance(samples_per_prompt, int) or samples_per_prompt < 1:
-        raise ValueError(f"samples_per_prompt must be an integer ≥ 1; got {samples_per_prompt!r}.")
+    check_int("samples_per_prompt", samples_per_prompt, 1)
     say = progress or (lambda _: None)
     queue = [p for p in prompts for _ in range(samples_per_prompt)]
     first = runs[0].config
@@ -446,16 +447,16 @@ def _as_json(estimate: Estimate) -> dict[str, Any]:
 def evaluation_table(result: EvaluationResult) -> list[str]:
     """The markdown table of ``result``: one row per policy, one column per metric."""
     header = ["policy", "seeds", "completions", *METRICS.values()]
-    lines = ["| " + " | ".join(header) + " |", "|:---|" + "---:|" * (len(header) - 1)]
-    for policy in result.policies:
-        cells = [
+    rows = [
+        [
             f"`{policy.name}`",
             ", ".join(map(str, policy.seeds)) or "—",
             str(policy.completions),
             *(policy.metrics[m].format() for m in METRICS),
         ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
+        for policy in result.policies
+    ]
+    return table(header, rows)
 
 
 def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> Path:
@@ -474,13 +475,13 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> Path:
             for p in result.policies
         },
     }
-    atomic_write_text(out / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    write_text_atomic(out / "metrics.json", json.dumps(metrics, indent=2) + "\n", overwrite=True)
     lines = [
         json.dumps({"policy": name, "index": i, **sample}, ensure_ascii=False)
         for name, samples in result.samples.items()
         for i, sample in enumerate(samples)
     ]
-    atomic_write_text(out / "samples.jsonl", "".join(f"{line}\n" for line in lines))
+    write_text_atomic(out / "samples.jsonl", "".join(f"{line}\n" for line in lines), overwrite=True)
     text = [
         "# Evaluation after RL",
         "",
@@ -495,5 +496,5 @@ def write_evaluation(result: EvaluationResult, out_dir: str | Path) -> Path:
         "",
     ]
     path = out / "evaluation.md"
-    atomic_write_text(path, "\n".join(text))
+    write_text_atomic(path, "\n".join(text), overwrite=True)
     return path

@@ -32,9 +32,9 @@ from torch import nn
 
 from agents.trunk import shared_reference_model
 from textenv import compat
-from textenv.errors import ConfigError
 from textenv.kv_cache import WindowKVCache
 from textenv.packed import packed_linears
+from textenv_common.hf import transformer_blocks
 
 __all__ = ["FusedReference"]
 
@@ -144,11 +144,9 @@ def _module_pairs(lm: Any, reference: Any) -> list[tuple[nn.Module, nn.Module]] 
 
 def _blocks_from_first_with(lm: Any, own: set[int]) -> list[nn.Module] | None:
     """The transformer blocks from the lowest one that holds one of the ``own`` modules up (``None``: unknown)."""
-    from agents.trunk import transformer_blocks
-
     try:
         blocks = list(transformer_blocks(lm))
-    except ConfigError:
+    except ValueError:
         return None
     for i, block in enumerate(blocks):
         if any(id(m) in own for m in block.modules()):

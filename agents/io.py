@@ -1,52 +1,33 @@
-"""Atomic writes: a file or folder appears whole or not at all (temp file or folder, then rename)."""
+"""File helpers of the agents package: reading a YAML mapping, and the old names of the atomic writers.
+
+Atomic writes live in :mod:`textenv_common.atomic`; new code calls it directly, with an explicit ``overwrite``.
+``atomic_write_text`` and ``atomic_dir`` remain as thin uses of it that always replace the target, for
+``agents/checkpoint.py`` and ``benchmarks/learning.py``.
+"""
 
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-__all__ = ["atomic_dir", "atomic_write_text"]
+from textenv_common.atomic import atomic_folder, write_text_atomic
+
+__all__ = ["atomic_dir", "atomic_write_text", "read_yaml_mapping"]
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` to ``path`` through a temp file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``text`` (UTF-8) to ``path`` atomically, replacing it if it exists (see :mod:`textenv_common.atomic`)."""
+    write_text_atomic(path, text, overwrite=True)
 
 
 @contextmanager
 def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temp folder; on success it replaces ``path`` (the old one is removed only after the swap)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.parent / f".{path.name}.partial-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
+    """Yield a temporary folder that replaces ``path`` when the block succeeds (see :mod:`textenv_common.atomic`)."""
+    with atomic_folder(path, overwrite=True) as tmp:
         yield tmp
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    old = path.parent / f".{path.name}.old-{uuid.uuid4().hex[:8]}"
-    if path.exists():
-        os.replace(path, old)
-    os.replace(tmp, path)
-    shutil.rmtree(old, ignore_errors=True)
 
 
 def read_yaml_mapping(path: str | os.PathLike[str], what: str, empty_hint: str = "") -> dict[str, Any]:

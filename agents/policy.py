@@ -40,6 +40,7 @@ from textenv import packed
 from textenv.errors import ConfigError, KLChannelError
 from textenv.kl import LogProbMessage, channel_of, logprob_message
 from textenv.kv_cache import WindowKVCache, forward_windows
+from textenv_common.checks import check_int
 
 __all__ = ["SEGMENT_KEY", "LMPolicy"]
 
@@ -108,8 +109,7 @@ class LMPolicy(ActorCriticPolicy):
             raise ConfigError("use_sde=True has no meaning for token actions; leave it False.")
         if not (isinstance(temperature, (int, float)) and temperature > 0):
             raise ConfigError(f"temperature must be a number > 0; got {temperature!r}.")
-        if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-            raise ConfigError(f"top_k must be None or an integer ≥ 1; got {top_k!r}.")
+        check_int("top_k", top_k, 1, error=ConfigError, optional=True)
         # Without a model to build, the policy waits for a state dict with a model card (PPO.load in a fresh
         # process builds the policy first and loads its weights after); used before that, it raises this.
         self._no_model: str | None = None

@@ -33,8 +33,9 @@ from pathlib import Path
 from typing import Any
 
 from agents.config import TrainConfig
-from agents.io import atomic_dir
 from textenv.errors import ConfigError
+from textenv_common.atomic import atomic_folder
+from textenv_common.checks import check_int
 
 __all__ = ["RayOptions", "run_on_ray"]
 
@@ -66,8 +67,7 @@ class RayOptions:
                 raise ConfigError(f"ray {name} must be a number ≥ 0; got {value!r}.")
         if self.num_cpus == 0 and self.num_gpus == 0:
             raise ConfigError("A run needs some resource: give ray num_cpus > 0 or num_gpus > 0.")
-        if isinstance(self.max_retries, bool) or not isinstance(self.max_retries, int) or self.max_retries < 0:
-            raise ConfigError(f"ray max_retries must be an integer ≥ 0; got {self.max_retries!r}.")
+        check_int("ray max_retries", self.max_retries, 0, error=ConfigError)
 
 
 def run_on_ray(
@@ -154,7 +154,7 @@ def _place(folder: Path, trained_in: Path, archive: bytes | None) -> None:
     """Put a finished run's folder at ``folder``: unpacked from ``archive``, or copied from a storage path."""
     if archive is None and trained_in.resolve() == folder.resolve():
         return  # it trained in place
-    with atomic_dir(folder) as tmp:
+    with atomic_folder(folder, overwrite=True) as tmp:
         if archive is not None:
             with tarfile.open(fileobj=io.BytesIO(archive), mode="r:gz") as tar:
                 tar.extractall(tmp, filter="data")

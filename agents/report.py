@@ -12,17 +12,9 @@ sentence saying which is ahead or that the budget cannot separate them; and the 
 episode, perplexity under the reference, distinct-n), before and after.
 
 The training curves describe how a run got there and are never the *before* or *after* of a claim. The numbers
-per run are defined once, in :func:`run_metrics`:
-
-- **curve start** and **curve end**: the mean reward-model score (without the KL penalty) of the completions
-  sampled during training over the first and the last 25% of the run's rollouts (at least one rollout each).
-- **final KL**: the mean summed KL(π‖π_ref) per episode, in nats, over the last 25% of the rollouts.
-- **curve gain / KL**: (curve end − curve start) / max(final KL, 0.01): both ends are training-rollout means,
-  and the floor keeps a run that barely moved (or whose sampled KL estimate came out at or below zero) from
-  being divided by a near-zero number.
-- **tokens/s** and **wall time**: generated tokens over the wall time of training (evaluations excluded).
-
-Each is shown per algorithm as mean ± half-width of the 95% Student's t interval over seeds.
+per run and per algorithm are defined in :mod:`agents.summary` (re-exported here: :func:`run_metrics`,
+:func:`summarize`, :class:`Estimate`, ...); the plots are drawn by :mod:`agents.plots`. This module assembles
+the Markdown.
 
 matplotlib is imported only when the plots are drawn, so importing this module is cheap; without matplotlib
 the report is written without plots and says so.
@@ -35,223 +27,50 @@ import io
 import math
 import os
 import platform
-import re
 import sys
-import tempfile
-import warnings
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, replace
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
-from agents.io import atomic_write_text
-from agents.stats import interpolate_curves, mean_ci, t_critical
+from agents.markdown import code_span, table, table_cell
+from agents.plots import write_plots
+from agents.summary import (
+    CONFIDENCE,
+    FINAL_WINDOW,
+    KL_FLOOR,
+    Estimate,
+    RunMetrics,
+    SummaryRow,
+    group_by_algo,
+    metric_value,
+    run_metrics,
+    summarize,
+)
+from agents.verdict import learning_section, verdict
+from textenv_common.atomic import write_text_atomic
+from textenv_common.formatting import format_number
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from agents.evaluation import EvaluationResult
     from agents.train import RunResult
 
-__all__ = ["Estimate", "RunMetrics", "SummaryRow", "run_metrics", "summarize", "verdict", "write_report"]
+__all__ = [
+    "CONFIDENCE",
+    "FINAL_WINDOW",
+    "KL_FLOOR",
+    "Estimate",
+    "RunMetrics",
+    "SummaryRow",
+    "run_metrics",
+    "summarize",
+    "verdict",
+    "write_report",
+]
 
-#: Share of a run's rollouts, at its end, that the final reward and KL average over.
-FINAL_WINDOW = 0.25
-#: Floor of the KL in the reward-gain-per-KL ratio (nats): a run that barely moved, or whose sampled KL estimate
-#: came out at or below zero, is divided by this instead of by a near-zero number.
-KL_FLOOR = 0.01
-CONFIDENCE = 0.95
-
-_X = "time/total_tokens"
-_REWARD = "rollout/rm_score"
-_KL = "rollout/kl"
-_MAX_GRID = 200
+#: Prompts shown in the report's samples section.
 _N_SAMPLE_PROMPTS = 3
-
-
-@dataclass(frozen=True)
-class RunMetrics:
-    """The numbers of one run that the report compares (see the module docstring for definitions)."""
-
-    algo: str
-    seed: int
-    tokens: int
-    reward_before: float
-    curve_start: float
-    final_reward: float
-    final_kl: float
-    reward_per_kl: float
-    eval_reward: float
-    eval_kl: float
-    tokens_per_s: float
-    wall_time_s: float
-    rollouts: int
-    out_dir: str
-
-
-@dataclass(frozen=True)
-class Estimate:
-    """A mean over seeds with the half-width of its confidence interval (NaN when n = 1)."""
-
-    mean: float
-    half_width: float
-    n: int
-
-    def format(self, digits: int = 3) -> str:
-        """``mean ± half_width``, ``mean (n=1)``, or ``—`` when no seed has a finite value."""
-        if self.n == 0 or not math.isfinite(self.mean):
-            return "—"
-        if self.n == 1 or not math.isfinite(self.half_width):
-            return f"{_num(self.mean, digits)} (n=1)"
-        return f"{_num(self.mean, digits)} ± {_num(self.half_width, digits)}"
-
-
-@dataclass(frozen=True)
-class SummaryRow:
-    """One algorithm's line of the summary table: each metric as mean ± 95% CI over its seeds."""
-
-    algo: str
-    seeds: tuple[int, ...]
-    reward_before: Estimate
-    curve_start: Estimate
-    final_reward: Estimate
-    final_kl: Estimate
-    reward_per_kl: Estimate
-    eval_reward: Estimate
-    tokens_per_s: Estimate
-    wall_time_s: Estimate
-
-
-def _final_window(history: Sequence[Mapping[str, float]], key: str, *, first: bool = False) -> float:
-    """Mean of ``key`` over the last (or ``first``) :data:`FINAL_WINDOW` of the rollouts (rows lacking it are
-    skipped)."""
-    if not history:
-        return math.nan
-    n = max(1, math.ceil(len(history) * FINAL_WINDOW))
-    window = history[:n] if first else history[-n:]
-    values = [float(row[key]) for row in window if row.get(key) is not None]
-    values = [v for v in values if math.isfinite(v)]
-    return float(np.mean(values)) if values else math.nan
-
-
-def _float(mapping: Mapping[str, Any], key: str) -> float:
-    value = mapping.get(key)
-    return math.nan if value is None else float(value)
-
-
-def run_metrics(result: RunResult) -> RunMetrics:
-    """The report's numbers for one run."""
-    final_reward = _final_window(result.history, _REWARD)
-    curve_start = _final_window(result.history, _REWARD, first=True)
-    final_kl = _final_window(result.history, _KL)
-    before = _float(result.before, "rm_score")
-    return RunMetrics(
-        algo=result.config.algo,
-        seed=int(result.config.seed),
-        tokens=int(result.tokens),
-        reward_before=before,
-        curve_start=curve_start,
-        final_reward=final_reward,
-        final_kl=final_kl,
-        reward_per_kl=(final_reward - curve_start) / max(final_kl, KL_FLOOR),
-        eval_reward=_float(result.after, "rm_score"),
-        eval_kl=_float(result.after, "kl"),
-        tokens_per_s=float(result.tokens_per_s),
-        wall_time_s=float(result.wall_time_s),
-        rollouts=len(result.history),
-        out_dir=str(result.out_dir),
-    )
-
-
-def _estimate(values: Iterable[float]) -> Estimate:
-    finite = [v for v in values if math.isfinite(v)]
-    if not finite:
-        return Estimate(math.nan, math.nan, 0)
-    mean, half = mean_ci(finite, CONFIDENCE)
-    return Estimate(mean, half, len(finite))
-
-
-def _group(results: Sequence[RunResult]) -> dict[str, list[RunResult]]:
-    """Runs by algorithm, in order of first appearance."""
-    groups: dict[str, list[RunResult]] = {}
-    for result in results:
-        groups.setdefault(result.config.algo, []).append(result)
-    return groups
-
-
-def summarize(results: Sequence[RunResult]) -> list[SummaryRow]:
-    """One :class:`SummaryRow` per algorithm, in order of first appearance."""
-    rows = []
-    for algo, runs in _group(results).items():
-        metrics = [run_metrics(r) for r in runs]
-
-        def est(name: str, metrics: list[RunMetrics] = metrics) -> Estimate:
-            return _estimate(getattr(m, name) for m in metrics)
-
-        rows.append(
-            SummaryRow(
-                algo=algo,
-                seeds=tuple(m.seed for m in metrics),
-                reward_before=est("reward_before"),
-                curve_start=est("curve_start"),
-                final_reward=est("final_reward"),
-                final_kl=est("final_kl"),
-                reward_per_kl=est("reward_per_kl"),
-                eval_reward=est("eval_reward"),
-                tokens_per_s=est("tokens_per_s"),
-                wall_time_s=est("wall_time_s"),
-            )
-        )
-    return rows
-
-
-# ---------------------------------------------------------------------------------------------- markdown
-
-
-def _num(value: float, digits: int = 3) -> str:
-    if not math.isfinite(value):
-        return "—"
-    if abs(value) >= 1e5:
-        return f"{value:.{digits - 1}e}"
-    if abs(value) >= 100:
-        return f"{value:,.0f}"
-    return f"{value:.{digits}f}"
-
-
-def _cell(text: str) -> str:
-    """Plain text made safe for one markdown table cell: no row break, no column break."""
-    return re.sub(r"\s*[\r\n]+\s*", " ", text).replace("|", r"\|")
-
-
-def _code(text: str, *, in_table: bool = False) -> str:
-    """``text`` as an inline code span that shows it verbatim (backticks, newlines and pipes included).
-
-    Newlines become ``↵`` (a code span cannot hold a line break); in a table ``|`` is escaped, which GFM
-    undoes inside code spans too.
-    """
-    if not text:
-        return "*(empty)*"
-    text = text.replace("\r\n", "↵").replace("\n", "↵").replace("\r", "↵")
-    if in_table:
-        text = text.replace("|", r"\|")
-    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
-    fence = "`" * (longest + 1)
-    # CommonMark strips one space at each end when both are present; pad when the text begins or ends with
-    # a backtick or a space, so what is shown is exactly the text.
-    if text[0] in "` " or text[-1] in "` ":
-        text = f" {text} "
-    return f"{fence}{text}{fence}"
-
-
-def _table(header: Sequence[str], rows: Iterable[Sequence[str]], align: str | None = None) -> list[str]:
-    align = align or "l" + "r" * (len(header) - 1)
-    marks = {"l": ":---", "r": "---:", "c": ":---:"}
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(marks[a] for a in align) + "|"]
-    lines.extend("| " + " | ".join(row) + " |" for row in rows)
-    return lines
 
 
 def _machine() -> str:
@@ -294,7 +113,7 @@ def _samples_section(groups: Mapping[str, list[RunResult]]) -> list[str]:
         return next((s for s in samples if s.get("prompt") == prompt), None)
 
     for i, prompt in enumerate(prompts, 1):
-        lines += [f"**Prompt {i}:** {_code(prompt)}", ""]
+        lines += [f"**Prompt {i}:** {code_span(prompt)}", ""]
         rows: list[list[str]] = []
         entries: list[tuple[str, Mapping[str, Any] | None]] = [("before", find(before, prompt))]
         entries += [(f"after `{algo}`", find(r.after.get("samples", []), prompt)) for algo, r in runs.items()]
@@ -305,130 +124,13 @@ def _samples_section(groups: Mapping[str, list[RunResult]]) -> list[str]:
             rows.append(
                 [
                     label,
-                    _code(str(found.get("completion", "")), in_table=True),
-                    _num(_float(found, "rm_score")),
-                    _num(_float(found, "kl_sum")),
+                    code_span(str(found.get("completion", "")), in_table=True),
+                    format_number(metric_value(found, "rm_score")),
+                    format_number(metric_value(found, "kl_sum")),
                 ]
             )
-        lines += [*_table(["policy", "completion", "RM score", "KL (nats)"], rows, "llrr"), ""]
+        lines += [*table(["policy", "completion", "RM score", "KL (nats)"], rows, "llrr"), ""]
     return lines
-
-
-# ---------------------------------------------------------------------------------------------- plots
-
-
-def _grid(histories: Sequence[Sequence[Mapping[str, float]]]) -> np.ndarray:
-    xs = sorted({float(row[_X]) for h in histories for row in h if row.get(_X) is not None})
-    if len(xs) > _MAX_GRID:
-        return np.linspace(xs[0], xs[-1], _MAX_GRID)
-    return np.array(xs)
-
-
-def _save_png(fig: Figure, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fig.savefig(fh, format="png", dpi=120)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def _smooth(history: Sequence[Mapping[str, float]], key: str) -> list[dict[str, float]]:
-    """``history`` with ``key`` replaced by its centred moving average over a window of about 1/8 of the rollouts
-    (at least 1, odd), shrunk at the ends; rows lacking ``key`` are dropped."""
-    rows = [r for r in history if r.get(key) is not None and math.isfinite(float(r[key])) and r.get(_X) is not None]
-    if not rows:
-        return []
-    values = np.array([float(r[key]) for r in rows])
-    half = max(0, len(values) // 16)
-    kernel = np.ones(2 * half + 1)
-    sums = np.convolve(values, kernel, mode="same")
-    counts = np.convolve(np.ones_like(values), kernel, mode="same")
-    return [{_X: float(r[_X]), key: float(v)} for r, v in zip(rows, sums / counts, strict=True)]
-
-
-def _curves(runs: Sequence[RunResult]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Common token grid, smoothed rewards and KLs of shape (seeds, grid)."""
-    histories = [r.history for r in runs]
-    grid = _grid(histories)
-    return (
-        grid,
-        interpolate_curves([_smooth(h, _REWARD) for h in histories], _X, _REWARD, grid),
-        interpolate_curves([_smooth(h, _KL) for h in histories], _X, _KL, grid),
-    )
-
-
-def _band(values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mean over seeds (rows) and its 95% t interval, per column; the interval is NaN where < 2 seeds reach."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # columns that no seed, or one seed, reaches
-        n = np.sum(np.isfinite(values), axis=0)
-        mean = np.nanmean(values, axis=0)
-        sem = np.nanstd(values, axis=0, ddof=1) / np.sqrt(n)
-    t = np.array([t_critical(int(k) - 1, CONFIDENCE) if k > 1 else np.nan for k in n])
-    return mean, mean - t * sem, mean + t * sem
-
-
-def _plot(groups: Mapping[str, list[RunResult]], out: Path) -> list[str]:
-    """Write both PNGs; the names of the files written."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    curves = {algo: _curves(runs) for algo, runs in groups.items()}
-    colors = {algo: f"C{i}" for i, algo in enumerate(groups)}
-
-    # Figure + Agg canvas rather than pyplot: no global backend switch and no figure registry to leak into.
-    fig = Figure(figsize=(11, 4.2), layout="constrained")
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, 2, sharex=True)
-    for algo, (grid, reward, kl) in curves.items():
-        for ax, values in zip(axes, (reward, kl), strict=True):
-            defined = ~np.all(np.isnan(values), axis=0)
-            if not defined.any():
-                continue
-            x = grid[defined]
-            mean, low, high = _band(values[:, defined])
-            ax.plot(x, mean, color=colors[algo], label=f"{algo} (n={len(values)})")
-            if len(values) > 1:
-                ax.fill_between(x, low, high, color=colors[algo], alpha=0.2)
-    axes[0].set(title="Reward-model score", xlabel="generated tokens", ylabel="mean RM score per episode")
-    axes[1].set(title="KL to the reference", xlabel="generated tokens", ylabel="mean Σ KL per episode (nats)")
-    for ax in axes:
-        ax.grid(alpha=0.3)
-        if ax.get_legend_handles_labels()[0]:
-            ax.legend()
-    fig.suptitle("Training curves, smoothed over rollouts: mean over seeds, band = 95% CI over seeds")
-    _save_png(fig, out / "learning_curves.png")
-
-    fig = Figure(figsize=(6.5, 5), layout="constrained")
-    FigureCanvasAgg(fig)
-    ax = fig.subplots()
-    for algo, (_, reward, kl) in curves.items():
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # "Mean of empty slice" where no seed reached
-            mean_kl, mean_reward = np.nanmean(kl, axis=0), np.nanmean(reward, axis=0)
-        ok = np.isfinite(mean_kl) & np.isfinite(mean_reward)
-        if ok.any():
-            ax.plot(mean_kl[ok], mean_reward[ok], color=colors[algo], marker=".", label=f"{algo} (mean)")
-            ax.plot(mean_kl[ok][0], mean_reward[ok][0], color=colors[algo], marker="o", fillstyle="none")
-        finals = [(m.final_kl, m.final_reward) for m in map(run_metrics, groups[algo])]
-        finals = [(k, r) for k, r in finals if math.isfinite(k) and math.isfinite(r)]
-        if finals:
-            final_kl, final_reward = zip(*finals, strict=True)
-            ax.scatter(final_kl, final_reward, color=colors[algo], marker="*", s=90, zorder=3,
-                       label=f"{algo} final, per seed")  # fmt: skip
-    ax.set(title="Reward against KL (o = first rollout)", xlabel="mean Σ KL per episode (nats)",
-           ylabel="mean RM score per episode")  # fmt: skip
-    ax.grid(alpha=0.3)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend()
-    _save_png(fig, out / "reward_vs_kl.png")
-    return ["learning_curves.png", "reward_vs_kl.png"]
-
-
-# ---------------------------------------------------------------------------------------------- report
 
 
 def _write_summary_csv(metrics: Sequence[RunMetrics], path: Path) -> None:
@@ -440,7 +142,7 @@ def _write_summary_csv(metrics: Sequence[RunMetrics], path: Path) -> None:
     for m in metrics:
         m = replace(m, out_dir=_relative(m.out_dir, path.parent))
         writer.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(m).items()})
-    atomic_write_text(path, buffer.getvalue())
+    write_text_atomic(path, buffer.getvalue(), overwrite=True)
 
 
 def write_report(
@@ -469,14 +171,14 @@ def write_report(
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    groups = _group(results)
+    groups = group_by_algo(results)
     metrics = [run_metrics(r) for runs in groups.values() for r in sorted(runs, key=lambda r: r.config.seed)]
     envs = [env] if env is not None else sorted({r.config.env for r in results})
     budgets = [budget_tokens] if budget_tokens is not None else sorted({r.config.budget_tokens for r in results})
     seed_list = list(seeds) if seeds is not None else sorted({r.config.seed for r in results})
 
     def listing(values: Sequence[object]) -> str:
-        return ", ".join(_code(str(v)) for v in values) if values else "—"
+        return ", ".join(code_span(str(v)) for v in values) if values else "—"
 
     lines = [
         "# Comparison report",
@@ -486,21 +188,21 @@ def write_report(
         f"- **Token budget per run:** {', '.join(f'{b:,}' for b in budgets) if budgets else '—'}",
         f"- **Seeds:** {', '.join(map(str, seed_list)) if seed_list else '—'}",
         f"- **Date:** {datetime.now().astimezone().isoformat(timespec='seconds')}",
-        f"- **Machine:** {_cell(_machine())}",
+        f"- **Machine:** {table_cell(_machine())}",
         "",
     ]
     if notes:
-        lines += [*(f"> **Note:** {_cell(note)}  " for note in notes), ""]
+        lines += [*(f"> **Note:** {table_cell(note)}  " for note in notes), ""]
 
     if not results:
         lines += ["No run finished, so there is nothing to compare yet.", ""]
         _write_summary_csv(metrics, out / "summary.csv")
         report = out / "report.md"
-        atomic_write_text(report, "\n".join(lines))
+        write_text_atomic(report, "\n".join(lines), overwrite=True)
         return report
 
     if evaluation is not None:
-        lines += _learning_section(evaluation)
+        lines += learning_section(evaluation)
     else:
         lines += [
             "## Did it learn?",
@@ -514,7 +216,7 @@ def write_report(
               "tokens/s", "wall time (s)"]  # fmt: skip
     rows = [
         [
-            _code(row.algo, in_table=True),
+            code_span(row.algo, in_table=True),
             str(len(row.seeds)),
             row.curve_start.format(),
             row.final_reward.format(),
@@ -525,7 +227,7 @@ def write_report(
         ]
         for row in summarize(results)
     ]
-    lines += ["## Training", "", *_table(header, rows), ""]
+    lines += ["## Training", "", *table(header, rows), ""]
     lines += [
         f"Each cell is the mean over seeds ± the half-width of its {CONFIDENCE:.0%} confidence interval "
         '(Student\'s t with n − 1 degrees of freedom; "n=1" where one seed leaves no spread to estimate). '
@@ -545,27 +247,27 @@ def write_report(
     lines += ["## Runs", ""]
     run_rows = [
         [
-            _code(m.algo, in_table=True),
+            code_span(m.algo, in_table=True),
             str(m.seed),
             f"{m.tokens:,}",
             str(m.rollouts),
-            _num(m.curve_start),
-            _num(m.final_reward),
-            _num(m.final_kl),
-            _num(m.tokens_per_s, 1),
-            _num(m.wall_time_s, 1),
-            _code(_relative(m.out_dir, out), in_table=True),
+            format_number(m.curve_start),
+            format_number(m.final_reward),
+            format_number(m.final_kl),
+            format_number(m.tokens_per_s, 1),
+            format_number(m.wall_time_s, 1),
+            code_span(_relative(m.out_dir, out), in_table=True),
         ]
         for m in metrics
     ]
     header = ["algorithm", "seed", "tokens", "rollouts", "curve start", "curve end", "final KL",
               "tokens/s", "wall time (s)", "folder"]  # fmt: skip
-    lines += [*_table(header, run_rows, "lrrrrrrrrl"), "", "The same numbers are in `summary.csv`.", ""]
+    lines += [*table(header, run_rows, "lrrrrrrrrl"), "", "The same numbers are in `summary.csv`.", ""]
     _write_summary_csv(metrics, out / "summary.csv")
 
     lines += ["## Plots", ""]
     try:
-        _plot(groups, out)
+        write_plots(groups, out)
     except ImportError:
         lines += ["Plots need matplotlib: `pip install matplotlib`, then run the comparison again.", ""]
     else:
@@ -585,114 +287,8 @@ def write_report(
 
     lines += _samples_section(groups)
     report = out / "report.md"
-    atomic_write_text(report, "\n".join(lines))
+    write_text_atomic(report, "\n".join(lines), overwrite=True)
     return report
-
-
-def _signed(value: float, digits: int = 3) -> str:
-    return f"{value:+.{digits}f}" if math.isfinite(value) else "—"
-
-
-def _ci(estimate: Estimate, digits: int = 3) -> str:
-    """``+0.312 [+0.250, +0.374]``: a mean with its interval's ends."""
-    if estimate.n == 0 or not math.isfinite(estimate.mean):
-        return "—"
-    if not math.isfinite(estimate.half_width):
-        return f"{_signed(estimate.mean, digits)} (n=1)"
-    low, high = estimate.mean - estimate.half_width, estimate.mean + estimate.half_width
-    return f"{_signed(estimate.mean, digits)} [{_signed(low, digits)}, {_signed(high, digits)}]"
-
-
-def verdict(evaluation: EvaluationResult) -> tuple[str, list[Any]]:
-    """One plain sentence on which algorithm is ahead at this budget, and the pairwise differences behind it."""
-    from agents.evaluation import gain_difference
-
-    algos = list(evaluation.gains)
-    diffs = [
-        gain_difference(evaluation.gains[a], evaluation.gains[b], (a, b))
-        for i, a in enumerate(algos)
-        for b in algos[i + 1 :]
-    ]
-    if not diffs:
-        return "Only one algorithm ran, so there is nothing to separate.", diffs
-    sentences = []
-    for d in diffs:
-        ahead, behind = (d.a, d.b) if d.mean > 0 else (d.b, d.a)
-        if d.excludes_zero():
-            sentences.append(
-                f"At this budget {ahead} is ahead of {behind}: its gain is larger by {abs(d.mean):.3f} "
-                f"(95% CI of {d.a} − {d.b}: [{d.low:+.3f}, {d.high:+.3f}])."
-            )
-        else:
-            sentences.append(
-                f"This budget cannot separate {d.a} from {d.b}: the 95% CI of {d.a} − {d.b}, "
-                f"[{d.low:+.3f}, {d.high:+.3f}], contains 0."
-            )
-    return " ".join(sentences), diffs
-
-
-def _learning_section(evaluation: EvaluationResult) -> list[str]:
-    """Gains with CIs, the pairwise difference, the verdict and the fluency guards."""
-    start = evaluation.policy("start")
-    k = evaluation.samples_per_prompt
-    lines = [
-        "## Did it learn?",
-        "",
-        f"Fixed, paired evaluation: {evaluation.prompts} evaluation prompts × {k} samples, the same prompts and "
-        "sampling variates for the starting policy (*before*) and every tuned policy (*after*); "
-        f"{evaluation.prompts * k} completions per policy and seed.",
-        "",
-    ]
-    sentence, diffs = verdict(evaluation)
-    lines += [f"**{sentence}**", ""]
-    header = ["algorithm", "seeds", "RM before", "RM after", "gain [95% CI]", "gain per seed", "win rate vs start"]
-    rows = []
-    for algo, matrix in evaluation.gains.items():
-        p = evaluation.policy(algo)
-        rows.append(
-            [
-                _code(algo, in_table=True),
-                ", ".join(map(str, p.seeds)),
-                _num(start.metrics["rm_score"].mean),
-                _num(p.metrics["rm_score"].mean),
-                _ci(p.metrics["gain"]),
-                ", ".join(_signed(float(g)) for g in matrix.mean(axis=1)),
-                _num(p.metrics["win_rate"].mean),
-            ]
-        )
-    lines += [*_table(header, rows, "llrrrrr"), ""]
-    for d in diffs:
-        lines += [
-            f"- **{d.a} − {d.b}**: {d.mean:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}] (percentile bootstrap, "
-            f"{d.resamples:,} resamples of the prompts and, per algorithm, of the seeds).",
-        ]
-    lines += [
-        "- **gain**: per evaluation prompt, the mean RM score of the tuned completions (pooled over samples and "
-        "seeds) less the starting policy's; the interval is Student's t over prompts of these paired differences. "
-        "**gain per seed** shows the spread that training adds.",
-        "",
-        "### Fluency guards",
-        "",
-    ]
-    header = ["policy", "KL per episode (nats)", "perplexity under ref", "distinct-1", "distinct-2", "length"]
-    names = ["kl", "perplexity", "distinct_1", "distinct_2", "length"]
-    rows = [[_code(p.name, in_table=True), *(p.metrics[m].format() for m in names)] for p in evaluation.policies]
-    lines += [*_table(header, rows), ""]
-    ppl0 = start.metrics["perplexity"].mean
-    for p in evaluation.policies[1:]:
-        ratio = p.metrics["perplexity"].mean / ppl0 if ppl0 else math.nan
-        lines.append(
-            f"- `{p.name}`: KL {_num(p.metrics['kl'].mean)} nats per episode; perplexity under the reference "
-            f"{_num(ratio, 2)}× the starting policy's."
-        )
-    lines += [
-        "",
-        "Mean over prompts ± 95% t half-width. The starting policy *is* the reference, so its KL is 0; a tuned "
-        "policy that buys reward by leaving fluent text shows a high KL, a perplexity far above the start's, or "
-        "distinct-n falling (its samples of a prompt collapsing onto one text).",
-        "",
-    ]
-    return lines
 
 
 def _relative(path: str, base: Path) -> str:

@@ -39,8 +39,10 @@ from typing import Any
 import yaml
 
 from agents.config import PRESETS, TrainConfig, load_config
-from agents.io import atomic_write_text, read_yaml_mapping
+from agents.io import read_yaml_mapping
 from textenv.errors import ConfigError
+from textenv_common.atomic import write_text_atomic
+from textenv_common.checks import check_int
 
 __all__ = ["SEARCH_KINDS", "SweepConfig", "SweepResult", "load_sweep_config", "run_sweep"]
 
@@ -108,9 +110,7 @@ class SweepConfig:
         if self.scheduler not in ("asha", "fifo"):
             raise ConfigError(f"scheduler must be 'asha' or 'fifo'; got {self.scheduler!r}.")
         for name in ("num_samples", "eval_samples", "reduction_factor"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ConfigError(f"{name} must be an integer ≥ 1; got {value!r}.")
+            check_int(name, getattr(self, name), 1, error=ConfigError)
         if self.preset is not None and self.preset not in PRESETS:
             raise ConfigError(f"Unknown preset {self.preset!r}; known: {sorted(PRESETS)}.")
         if self.grace > self.budget_tokens:
@@ -122,8 +122,7 @@ class SweepConfig:
         """Tokens between reports (ASHA's grace period)."""
         if self.grace_tokens is None:
             return max(1, self.budget_tokens // 4)
-        if isinstance(self.grace_tokens, bool) or not isinstance(self.grace_tokens, int) or self.grace_tokens < 1:
-            raise ConfigError(f"grace_tokens must be an integer ≥ 1; got {self.grace_tokens!r}.")
+        check_int("grace_tokens", self.grace_tokens, 1, error=ConfigError)
         return self.grace_tokens
 
     def trial_config(self, values: Mapping[str, Any], budget_tokens: int | None = None) -> TrainConfig:
@@ -295,9 +294,9 @@ def run_sweep(
     best_trial = max(full, key=lambda t: t["gain"])
     best = sweep.trial_config(best_trial["values"])
     best_yaml = out / "best.yaml"
-    atomic_write_text(best_yaml, yaml.safe_dump(best.to_dict(), sort_keys=False))
+    write_text_atomic(best_yaml, yaml.safe_dump(best.to_dict(), sort_keys=False), overwrite=True)
     table = out / "trials.md"
-    atomic_write_text(table, _table(sweep, trials, best_trial))
+    write_text_atomic(table, _table(sweep, trials, best_trial), overwrite=True)
     return SweepResult(best, float(best_trial["gain"]), trials, best_yaml, table)
 
 

@@ -34,13 +34,13 @@ from agents.callbacks import (
 )
 from agents.checkpoint import POLICY_DIR, load_checkpoint_state, restore_rng, save_checkpoint, save_policy
 from agents.config import TrainConfig
-from agents.io import atomic_write_text
 from agents.policy import LMPolicy
 from textenv.compat import set_rollout_state
 from textenv.errors import ConfigError
 from textenv.models import resolve_device
 from textenv.prompts import Prompt
 from textenv.vector import TextVecEnv, make_vec_env
+from textenv_common.atomic import write_text_atomic
 
 __all__ = ["RunResult", "evaluate", "make_agent", "train"]
 
@@ -262,7 +262,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
             (out / stale).unlink(missing_ok=True)
         model = make_agent(config)
         before = evaluate(model, config, config.eval_episodes)
-    atomic_write_text(out / "config.yaml", yaml.safe_dump(_plain(config.to_dict()), sort_keys=False))
+    write_text_atomic(out / "config.yaml", yaml.safe_dump(_plain(config.to_dict()), sort_keys=False), overwrite=True)
     model.set_logger(Logger(str(out), [AtomicCSVOutput(out / "metrics.csv"), TensorBoardOutputFormat(str(out / "tb"))]))
 
     start = time.perf_counter()
@@ -295,7 +295,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     history = [_floats(row) for row in AtomicCSVOutput(out / "metrics.csv").rows]  # the whole run, resumed or not
     result = RunResult(out, config, tokens, wall, tokens / max(wall, 1e-9), before, after, history, interrupted)
     summary = {k: v for k, v in result.__dict__.items() if k not in ("out_dir", "config", "history")}
-    atomic_write_text(out / "result.json", json.dumps(_finite(summary), indent=2, ensure_ascii=False))
+    write_text_atomic(out / "result.json", json.dumps(_finite(summary), indent=2, ensure_ascii=False), overwrite=True)
     if interrupted:
         raise KeyboardInterrupt
     return result
@@ -319,7 +319,7 @@ def _drop_rows_after(out: Path, tokens: int) -> None:
     if samples.exists():
         lines = [ln for ln in samples.read_text(encoding="utf-8").splitlines() if ln.strip()]
         keep = [ln for ln in lines if _tokens_of(ln) <= tokens]
-        atomic_write_text(samples, "".join(f"{ln}\n" for ln in keep))
+        write_text_atomic(samples, "".join(f"{ln}\n" for ln in keep), overwrite=True)
 
 
 def _plain(value: Any) -> Any:

@@ -29,6 +29,8 @@ from torch import nn
 from textenv import compat
 from textenv.errors import ConfigError
 from textenv.models import load_model_and_tokenizer
+from textenv_common.checks import check_int
+from textenv_common.hf import transformer_blocks
 
 __all__ = ["LORA_DEFAULTS", "build_policy_lm", "shared_reference_model", "standalone_model", "transformer_blocks"]
 
@@ -43,23 +45,8 @@ def shared_reference_model(name: str, dtype: str | None) -> tuple[Any, Any] | No
     return MODELS.find(name, dtype)
 
 
-def transformer_blocks(model: nn.Module) -> nn.ModuleList:
-    """The list of transformer blocks of a Hugging Face causal LM (``model.layers``, ``transformer.h``, ...)."""
-    n_layers = getattr(model.config, "num_hidden_layers", None) or getattr(model.config, "n_layer", None)
-    candidates = [m for m in model.modules() if isinstance(m, nn.ModuleList) and len(m) == n_layers]
-    if not candidates:
-        raise ConfigError(
-            f"Cannot find the {n_layers} transformer blocks of {type(model).__name__}; "
-            "use trainable_layers=None (train every layer)."
-        )
-    return candidates[0]
-
-
 def _check_options(lora: bool | Mapping[str, Any] | None, trainable_layers: int | None) -> dict[str, Any] | None:
-    if trainable_layers is not None and (
-        isinstance(trainable_layers, bool) or not isinstance(trainable_layers, int) or trainable_layers < 1
-    ):
-        raise ConfigError(f"trainable_layers must be None or an integer ≥ 1; got {trainable_layers!r}.")
+    check_int("trainable_layers", trainable_layers, 1, error=ConfigError, optional=True)
     if lora is None or lora is False:
         return None
     if lora is True:
@@ -104,7 +91,10 @@ def build_policy_lm(
 
     prefix = ""
     if trainable_layers is not None:
-        blocks = transformer_blocks(base)
+        try:
+            blocks = transformer_blocks(base)
+        except ValueError as exc:
+            raise ConfigError(f"{exc} Use trainable_layers=None (train every layer).") from None
         if trainable_layers > len(blocks):
             raise ConfigError(
                 f"trainable_layers={trainable_layers} exceeds the model's {len(blocks)} transformer blocks."

@@ -24,9 +24,9 @@ from typing import Any
 import yaml
 
 from agents.errors import ConfigError
-from agents.io import atomic_write_text
 from agents.pipeline.config import PipelineConfig, load_pipeline_config, pipeline_config_from_dict
 from agents.pipeline.runner import RunLog, StageRecord, run_stages
+from textenv_common.atomic import write_text_atomic
 
 __all__ = [
     "STAGES",
@@ -86,7 +86,7 @@ def run_pipeline(
         raise ConfigError(f"Unknown stages {unknown} to force; the stages are {', '.join(STAGES)}.")
     root = config.root
     root.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(root / "pipeline.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False))
+    write_text_atomic(root / "pipeline.yaml", yaml.safe_dump(config.to_dict(), sort_keys=False), overwrite=True)
     log = RunLog()
     started = time.perf_counter()
     try:

@@ -32,6 +32,7 @@ from agents.config import ALGOS, PRESETS, TrainConfig, load_config
 from agents.errors import ConfigError
 from agents.io import read_yaml_mapping
 from agents.sft.train import SFTConfig
+from textenv_common.checks import check_int
 
 __all__ = [
     "PREFERENCE_SOURCES",
@@ -81,13 +82,6 @@ def _check_str(section: str, name: str, value: Any, *, optional: bool = False) -
         return
     if not isinstance(value, str) or not value.strip():
         raise ConfigError(f"{section}.{name} must be a non-empty string; got {value!r}.")
-
-
-def _check_int(section: str, name: str, value: Any, low: int, *, optional: bool = False) -> None:
-    if value is None and optional:
-        return
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"{section}.{name} must be an integer ≥ {low}; got {value!r}.")
 
 
 def _check_number(section: str, name: str, value: Any, low: float, *, strict: bool = False) -> None:
@@ -162,10 +156,10 @@ class PreferencesStage:
         stops = self.stop_strings
         if not isinstance(stops, list) or not all(isinstance(x, str) and x for x in stops):
             raise ConfigError(f"stop_strings must be a list of non-empty strings; got {stops!r}.")
-        _check_int("preferences", "limit", self.limit, 1, optional=True)
+        check_int("preferences.limit", self.limit, 1, error=ConfigError, optional=True)
         for name in ("repeats", "max_new_tokens", "batch_size"):
-            _check_int("preferences", name, getattr(self, name), 1)
-        _check_int("preferences", "seed", self.seed, 0)
+            check_int(f"preferences.{name}", getattr(self, name), 1, error=ConfigError)
+        check_int("preferences.seed", self.seed, 0, error=ConfigError)
         _check_number("preferences", "temperature", self.temperature, 0)
         _check_number("preferences", "sample_temperature", self.sample_temperature, 0, strict=True)
         _check_number("preferences", "top_p", self.top_p, 0, strict=True)
@@ -274,8 +268,8 @@ class EvaluationStage:
 
     def __post_init__(self) -> None:
         _check_str("evaluation", "prompts", self.prompts, optional=True)
-        _check_int("evaluation", "n_prompts", self.n_prompts, 1, optional=True)
-        _check_int("evaluation", "samples_per_prompt", self.samples_per_prompt, 1)
+        check_int("evaluation.n_prompts", self.n_prompts, 1, error=ConfigError, optional=True)
+        check_int("evaluation.samples_per_prompt", self.samples_per_prompt, 1, error=ConfigError)
 
 
 @dataclass(frozen=True)

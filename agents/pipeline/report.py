@@ -8,9 +8,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agents.io import atomic_write_text
+from agents.markdown import table
 from agents.pipeline.config import PipelineConfig
 from agents.pipeline.runner import RunLog, StageRecord
+from textenv_common.atomic import write_text_atomic
+from textenv_common.formatting import format_number
 
 __all__ = ["write_pipeline_report"]
 
@@ -24,23 +26,13 @@ _TITLES = {
 }
 
 
-def _num(value: Any, digits: int = 3) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "—"
-    if isinstance(value, (bool, int)):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:,.0f}" if abs(value) >= 100 else f"{value:.{digits}f}"
-    return str(value)
-
-
 def _ci(estimate: Mapping[str, Any] | None, digits: int = 3) -> str:
     if not estimate or estimate.get("mean") is None:
         return "—"
     half = estimate.get("ci95_half_width")
     if half is None:
-        return f"{_num(estimate['mean'], digits)} (n=1)"
-    return f"{_num(estimate['mean'], digits)} ± {_num(half, digits)}"
+        return f"{format_number(estimate['mean'], digits)} (n=1)"
+    return f"{format_number(estimate['mean'], digits)} ± {format_number(half, digits)}"
 
 
 def _link(record: StageRecord, key: str, label: str | None = None) -> str:
@@ -58,8 +50,8 @@ def _sft(record: StageRecord) -> list[str]:
     m = record.metrics
     return [
         f"{m['demonstrations']} demonstrations ({m['train_demos']} for training, {m['eval_demos']} held out), "
-        f"{m['steps']} steps. Held-out loss on the response tokens: {_num(m['eval_loss_before'])} before, "
-        f"{_num(m['eval_loss'])} after. Model: {_link(record, 'model', 'sft/model')}, metrics: "
+        f"{m['steps']} steps. Held-out loss on the response tokens: {format_number(m['eval_loss_before'])} before, "
+        f"{format_number(m['eval_loss'])} after. Model: {_link(record, 'model', 'sft/model')}, metrics: "
         f"{_link(record, 'info', 'sft.json')}.",
         "",
         *_image(record, "loss_curve", "SFT loss curve"),
@@ -91,7 +83,7 @@ def _reward_model(record: StageRecord) -> list[str]:
         low, high = m.get("final_eval_accuracy_ci95", [math.nan, math.nan])
         text += f"; held-out pairwise accuracy {acc:.1%} (95% CI {low:.1%} to {high:.1%}) on {m['eval_pairs']} pairs"
     if m.get("final_eval_loss") is not None:
-        text += f", held-out loss {_num(m['final_eval_loss'])}"
+        text += f", held-out loss {format_number(m['final_eval_loss'])}"
     text += f". Model: {_link(record, 'model', 'reward_model/model')}."
     return [text, "", *_image(record, "loss_curve", "reward model loss curve")]
 
@@ -99,14 +91,13 @@ def _reward_model(record: StageRecord) -> list[str]:
 def _rl(record: StageRecord) -> list[str]:
     algos: Mapping[str, Mapping[str, Any]] = record.metrics.get("algos", {})
     header = ["algorithm", "seeds", "reward before", "final reward", "final KL (nats)", "eval reward", "tokens/s"]
-    lines = ["| " + " | ".join(header) + " |", "|:---|" + "---:|" * (len(header) - 1)]
+    rows = []
     for algo, m in algos.items():
-        cells = [f"`{algo}`", str(len(m["seeds"])), _ci(m["reward_before"]), _ci(m["final_reward"]),
-                 _ci(m["final_kl"]), _ci(m["eval_reward"]), _ci(m["tokens_per_s"], 1)]  # fmt: skip
-        lines.append("| " + " | ".join(cells) + " |")
+        rows.append([f"`{algo}`", str(len(m["seeds"])), _ci(m["reward_before"]), _ci(m["final_reward"]),
+                     _ci(m["final_kl"]), _ci(m["eval_reward"]), _ci(m["tokens_per_s"], 1)])  # fmt: skip
     runs = ", ".join(f"[{p}](rl/{p})" for p in record.outputs.get("runs", []))
     return [
-        *lines,
+        *table(header, rows),
         "",
         f"Mean ± 95% CI over seeds. The full comparison: {_link(record, 'report', 'rl/compare/report.md')}; "
         f"runs (each with its trained LM in `policy/`): {runs}.",
@@ -120,15 +111,13 @@ def _evaluation(record: StageRecord) -> list[str]:
 
     m = record.metrics
     header = ["policy", *METRICS.values()]
-    lines = ["| " + " | ".join(header) + " |", "|:---|" + "---:|" * (len(header) - 1)]
-    for name, metrics in m["policies"].items():
-        lines.append("| " + " | ".join([f"`{name}`", *(_ci(metrics.get(k)) for k in METRICS)]) + " |")
+    rows = [[f"`{name}`", *(_ci(metrics.get(k)) for k in METRICS)] for name, metrics in m["policies"].items()]
     return [
         f"{m['prompts']} prompts × {m['samples_per_prompt']} samples per policy; `start` is the policy every "
         "algorithm began from (before), the other rows are the tuned policies (after, seeds pooled). Mean over "
         "prompts ± 95% CI.",
         "",
-        *lines,
+        *table(header, rows),
         "",
         f"Details: {_link(record, 'report', 'evaluation/evaluation.md')}, "
         f"{_link(record, 'samples', 'every completion')}.",
@@ -175,5 +164,5 @@ def write_pipeline_report(
     for i, name in enumerate((n for n in _STAGES if n in records), 1):
         lines += [f"## {i}. {_TITLES[name]}", "", *_SECTIONS[name](records[name])]
     path = root / "report.md"
-    atomic_write_text(path, "\n".join(lines))
+    write_text_atomic(path, "\n".join(lines), overwrite=True)
     return path

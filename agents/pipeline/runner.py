@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from agents.io import atomic_write_text
+from textenv_common.atomic import write_text_atomic
 
 __all__ = ["DONE_FILE", "Stage", "StageContext", "StageRecord", "fingerprint", "run_stages", "stage_hash"]
 
@@ -156,7 +156,7 @@ def _prepare(folder: Path, stage: Stage, digest: str, forced: bool) -> None:
         shutil.rmtree(folder)
     folder.mkdir(parents=True, exist_ok=True)
     (folder / DONE_FILE).unlink(missing_ok=True)
-    atomic_write_text(folder / STARTED_FILE, json.dumps({"stage": stage.name, "hash": digest}) + "\n")
+    write_text_atomic(folder / STARTED_FILE, json.dumps({"stage": stage.name, "hash": digest}) + "\n", overwrite=True)
 
 
 def run_stages(
@@ -207,7 +207,9 @@ def run_stages(
             finished_at=datetime.now().astimezone().isoformat(timespec="seconds"),
         )
         # Last, and atomically: the stage counts as done only once everything above is on disk.
-        atomic_write_text(folder / DONE_FILE, json.dumps(record.to_json(), indent=2, default=str) + "\n")
+        write_text_atomic(
+            folder / DONE_FILE, json.dumps(record.to_json(), indent=2, default=str) + "\n", overwrite=True
+        )
         log.records[stage.name] = record
         log.ran.append(stage.name)
         say(f"[{stage.name}] done in {record.wall_time_s:.1f} s")

@@ -30,8 +30,9 @@ from typing import Any
 import numpy as np
 
 from agents.errors import ConfigError, DemonstrationError, PipelineError
-from agents.io import atomic_dir
 from agents.sft.data import Demonstration, encode_demonstration, load_demonstrations
+from textenv_common.atomic import atomic_folder
+from textenv_common.checks import check_int
 
 __all__ = ["SFTConfig", "SFTResult", "merge_lora", "train_sft"]
 
@@ -89,11 +90,10 @@ class SFTConfig:
         if self.precision not in ("fp32", "bf16"):
             raise ConfigError(f"sft.precision must be 'fp32' or 'bf16'; got {self.precision!r}.")
         for name in ("batch_size", "max_length", "lora_r", "lora_alpha"):
-            _check_int(name, getattr(self, name), 1)
-        _check_int("seed", self.seed, 0)
+            check_int(f"sft.{name}", getattr(self, name), 1, error=ConfigError)
+        check_int("sft.seed", self.seed, 0, error=ConfigError)
         for name in ("max_steps", "eval_steps"):
-            if getattr(self, name) is not None:
-                _check_int(name, getattr(self, name), 1)
+            check_int(f"sft.{name}", getattr(self, name), 1, error=ConfigError, optional=True)
         for name in ("epochs", "learning_rate", "weight_decay", "warmup_ratio", "lora_dropout", "eval_fraction"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
@@ -123,11 +123,6 @@ class SFTResult:
     """``train_demos``, ``eval_demos``, ``steps``, ``eval_loss_before``, ``eval_loss``, ``train_loss``, ..."""
     history: list[dict[str, float]] = field(default_factory=list)
     """The Trainer's log: one row per logging or evaluation step."""
-
-
-def _check_int(name: str, value: Any, low: int) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value < low:
-        raise ConfigError(f"sft.{name} must be an integer ≥ {low}; got {value!r}.")
 
 
 def merge_lora(model: Any) -> Any:
@@ -266,7 +261,7 @@ def train_sft(
         "train_seconds": round(seconds, 2),
         "config": config.to_dict(),
     }
-    with atomic_dir(out) as tmp:
+    with atomic_folder(out, overwrite=True) as tmp:
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / SFT_INFO_FILE).write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
