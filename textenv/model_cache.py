@@ -7,9 +7,10 @@ nothing travels through it. An agent may look a model up to share its frozen wei
 ``lora=...`` or ``trainable_layers=...``), and a caller may forget models to free their memory.
 
 Example:
-    >>> from textenv.model_cache import MODELS
-    >>> MODELS.names()  # nothing loaded yet in this process
-    []
+    >>> from textenv.model_cache import ModelCache
+    >>> cache = ModelCache()  # MODELS is the process's own; this one is empty
+    >>> cache.names(), len(cache)
+    ([], 0)
 """
 
 from __future__ import annotations
