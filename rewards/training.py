@@ -38,16 +38,11 @@ import numpy as np
 
 from rewards._util import torch_device
 from rewards.errors import RewardModelError
-from rewards.learned import (
-    METADATA_FILE,
-    RewardModelInfo,
-    encode_texts,
-    pad_right,
-    rating_target,
-    wilson_interval,
-)
+from rewards.learned import METADATA_FILE, RewardModelInfo, encode_texts, pad_right, rating_target
 from rewards.preferences import PreferenceData, PreferencePair, RatedCompletion
 from textenv_common.atomic import atomic_folder
+from textenv_common.hf import LOAD_ERRORS, load_pretrained, load_tokenizer, transformer_blocks
+from textenv_common.intervals import wilson_interval
 
 __all__ = ["RewardModelTrainingConfig", "TrainingResult", "train_reward_model"]
 
@@ -161,10 +156,10 @@ def _freeze_lower_layers(model: Any, train_layers: int) -> int:
     """
     import torch
 
-    base = getattr(model, model.base_model_prefix, model)
-    blocks = max((m for m in base.modules() if isinstance(m, torch.nn.ModuleList)), key=len, default=None)
-    if blocks is None:
-        raise RewardModelError("train_layers: cannot find the model's list of transformer blocks")
+    try:
+        blocks = transformer_blocks(model)
+    except ValueError as exc:
+        raise RewardModelError(f"train_layers: {exc}") from exc
     model.requires_grad_(False)
     trainable = list(blocks)[len(blocks) - train_layers :] if train_layers else []
     for block in trainable:
@@ -257,14 +252,14 @@ def _evaluate(
 def _plot(history: list[dict[str, float]], steps: list[tuple[int, float]], path: Path) -> bool:
     """Draw the loss curves to ``path``; return False (with a warning) when matplotlib is missing."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
     except ImportError:
         logger.warning("not drawing loss_curve.png: it needs matplotlib (pip install matplotlib)")
         return False
-    fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
+    fig = Figure(figsize=(6, 4), dpi=100)
+    FigureCanvasAgg(fig)  # drawn by Agg, without switching the process's pyplot backend
+    ax = fig.subplots()
     if steps:
         xs = [s for s, _ in steps]
         ys = [loss for _, loss in steps]
@@ -281,8 +276,7 @@ def _plot(history: list[dict[str, float]], steps: list[tuple[int, float]], path:
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+    fig.savefig(path, format="png")
     return True
 
 
@@ -316,7 +310,7 @@ def train_reward_model(
     """
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModelForSequenceClassification
 
     config = config or RewardModelTrainingConfig()
     out = Path(out)
@@ -357,17 +351,18 @@ def train_reward_model(
     ]
 
     try:
-        tokenizer = AutoTokenizer.from_pretrained(base_path)
+        tokenizer = load_tokenizer(base_path)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            model = AutoModelForSequenceClassification.from_pretrained(
-                base_path, num_labels=len(dims), use_safetensors=True
+            model = load_pretrained(
+                AutoModelForSequenceClassification,
+                base_path,
+                tokenizer=tokenizer,
+                num_labels=len(dims),
+                use_safetensors=True,
             )
-    except (OSError, ValueError, KeyError) as exc:
+    except LOAD_ERRORS as exc:
         raise RewardModelError(f"could not load {base_path} as a sequence classifier: {exc}") from exc
-    if tokenizer.pad_token_id is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    model.config.pad_token_id = tokenizer.pad_token_id
     model.config.id2label = dict(enumerate(dims))
     model.config.label2id = {d: i for i, d in enumerate(dims)}
     positions = getattr(model.config, "max_position_embeddings", None) or getattr(model.config, "n_positions", None)
@@ -466,7 +461,8 @@ def train_reward_model(
         **{f"final_{k}": v for k, v in final.items()},
     }
     if "eval_accuracy" in final:
-        low, high = wilson_interval(final["eval_accuracy"] * n_eval_pairs, n_eval_pairs)
+        correct = min(max(round(final["eval_accuracy"] * n_eval_pairs), 0), n_eval_pairs)
+        low, high = wilson_interval(correct, n_eval_pairs)
         stats["final_eval_accuracy_ci95"] = [low, high]
     info = RewardModelInfo(dims, weights_map, max_length, base_name or str(base), kind, stats)
 
