@@ -13,8 +13,14 @@ score head is added):
 
 A fixed, seeded share of each kind (``eval_fraction``) is held out. After every ``eval_every`` steps (by
 default once per epoch) the held-out loss is measured; training stops early after ``patience``
-evaluations without improvement, and the weights of the best evaluation are the ones saved. The loop is
-plain PyTorch (AdamW, gradient clipping, a tqdm progress bar).
+evaluations without improvement, and the weights of the best evaluation are the ones saved.
+
+The loop is transformers' ``Trainer`` (AdamW at a constant learning rate, gradient clipping, its progress
+bar), subclassed for the loss (:func:`preference_loss`) and for held-out metrics that weigh every record
+once; :mod:`rewards.training_data` tokenises the records and pads the batches. Early stopping is
+``EarlyStoppingCallback``, and the best weights come back through ``load_best_model_at_end`` from the
+checkpoints (weights only) that Trainer writes to a temporary folder at each evaluation. ``seed`` seeds the
+split, the score head, the batch order and dropout; the caller's global random states are restored after.
 
 The output folder is written atomically (temporary folder, then rename), with ``save_pretrained`` weights
 (safetensors), the tokenizer, ``textenv_reward_model.json``, ``history.csv`` and ``loss_curve.png`` (drawn
@@ -23,13 +29,16 @@ with matplotlib, a dependency of textenv; were it missing, the plot would be ski
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import logging
 import math
 import os
+import random
+import tempfile
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,8 +47,9 @@ import numpy as np
 
 from rewards._util import torch_device
 from rewards.errors import RewardModelError
-from rewards.learned import METADATA_FILE, RewardModelInfo, encode_texts, pad_right, rating_target
+from rewards.learned import METADATA_FILE, RewardModelInfo
 from rewards.preferences import PreferenceData, PreferencePair, RatedCompletion
+from rewards.training_data import PreferenceCollator, encode_records
 from textenv_common.atomic import atomic_folder
 from textenv_common.hf import LOAD_ERRORS, load_pretrained, load_tokenizer, transformer_blocks
 from textenv_common.intervals import wilson_interval
@@ -174,79 +184,238 @@ def _freeze_lower_layers(model: Any, train_layers: int) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
 
 
-class _Batcher:
-    """Turns records into model inputs and computes the loss of a batch."""
+def preference_loss(logits: Any, batch: Mapping[str, Any], weights: Any, rating_loss_weight: float) -> tuple[Any, Any]:
+    """The training loss of a batch from :class:`rewards.training_data.PreferenceCollator`, and its pairs' score gaps.
 
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any,
-        dims: tuple[str, ...],
-        weights: Any,
-        config: RewardModelTrainingConfig,
-    ) -> None:
-        self.model = model
-        self.tokenizer = tokenizer
-        self.dims = dims
-        self.weights = weights  # tensor (k,)
-        self.config = config
+    The loss is the mean over the batch's records (pairs and rated completions) of the pair loss
+    ``-log σ(r(chosen) − r(rejected) − margin)`` (Bradley–Terry; the margins are 0 unless ``use_margin``) on the
+    total score ``r = logits @ weights``, and of ``rating_loss_weight`` × the mean squared error of the outputs
+    to the rating targets.
 
-    def forward(self, prompts: list[str], completions: list[str]) -> Any:
-        ids, mask = pad_right(
-            encode_texts(self.tokenizer, prompts, completions, self.config.max_length),
-            int(self.tokenizer.pad_token_id),
-        )
-        device = self.weights.device
-        return self.model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits.float()
+    Args:
+        logits: The model's outputs, float, one row per text (P chosen, P rejected, R rated).
+        batch: The collated batch (its ``margins`` and ``rating_targets`` give P and R).
+        weights: The dimension weights, a float tensor with one entry per output.
+        rating_loss_weight: Weight of the rating loss relative to the pair loss.
 
-    def loss(self, records: Sequence[PreferencePair | RatedCompletion]) -> tuple[Any, int, int]:
-        """Return (mean loss, correctly ordered pairs, pairs) of a batch of records."""
-        import torch
-        from torch.nn.functional import logsigmoid
+    Returns:
+        ``(loss, gaps)``: the mean loss (a scalar tensor) and ``r(chosen) − r(rejected)`` of each pair, without
+        the margin (a pair is ranked right when its gap is > 0; a tie is wrong).
+    """
+    from torch.nn.functional import logsigmoid
 
-        pairs = [r for r in records if isinstance(r, PreferencePair)]
-        rated = [r for r in records if isinstance(r, RatedCompletion)]
-        prompts = [p.prompt for p in pairs] * 2 + [r.prompt for r in rated]
-        texts = [p.chosen for p in pairs] + [p.rejected for p in pairs] + [r.completion for r in rated]
-        out = self.forward(prompts, texts)
-        terms = []
-        correct = 0
-        if pairs:
-            total = out[: 2 * len(pairs)] @ self.weights
-            diff = total[: len(pairs)] - total[len(pairs) :]
-            if self.config.use_margin:
-                diff = diff - torch.tensor([p.margin or 0.0 for p in pairs], dtype=diff.dtype, device=diff.device)
-            terms.append(-logsigmoid(diff).sum())
-            correct = int((total[: len(pairs)] > total[len(pairs) :]).sum())
-        if rated:
-            target = torch.tensor(
-                [[rating_target(r.ratings[d]) for d in self.dims] for r in rated], dtype=out.dtype, device=out.device
-            )
-            squared = (out[2 * len(pairs) :] - target).pow(2).mean(dim=1)
-            terms.append(self.config.rating_loss_weight * squared.sum())
-        return sum(terms) / len(records), correct, len(pairs)
+    margins, targets = batch["margins"], batch["rating_targets"]
+    n_pairs, n_rated = len(margins), len(targets)
+    total = logits[: 2 * n_pairs] @ weights
+    gaps = total[:n_pairs] - total[n_pairs:]
+    loss = logits.new_zeros(())
+    if n_pairs:
+        loss = loss - logsigmoid(gaps - margins).sum()
+    if n_rated:
+        squared = (logits[2 * n_pairs :] - targets).pow(2).mean(dim=1)
+        loss = loss + rating_loss_weight * squared.sum()
+    return loss / (n_pairs + n_rated), gaps
 
 
-def _evaluate(
-    batcher: _Batcher, records: Sequence[PreferencePair | RatedCompletion], batch_size: int
-) -> dict[str, float]:
+def _reward_trainer_class() -> type:
+    """The ``Trainer`` subclass with the preference loss (built on first use: transformers loads lazily)."""
+    import torch
+    from transformers import Trainer
+
+    class RewardTrainer(Trainer):
+        """``Trainer`` with :func:`preference_loss`, and held-out metrics that count every record once.
+
+        Trainer's own ``eval_loss`` is the mean of the batches' losses, each batch counting as a full one; here
+        each held-out batch hands its loss sum and record count, and its pairs' score gaps, to
+        :func:`_held_out_metrics`, which gives the loss per record and the pairwise accuracy of the whole split.
+        """
+
+        def __init__(self, *args: Any, dimension_weights: Any, rating_loss_weight: float, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self.dimension_weights = dimension_weights
+            self.rating_loss_weight = rating_loss_weight
+
+        def _loss_and_gaps(self, model: Any, inputs: Mapping[str, Any]) -> tuple[Any, Any]:
+            out = model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+            weights = self.dimension_weights.to(out.logits.device)
+            return preference_loss(out.logits.float(), inputs, weights, self.rating_loss_weight)
+
+        def compute_loss(
+            self, model: Any, inputs: Any, return_outputs: bool = False, num_items_in_batch: Any = None
+        ) -> Any:
+            loss, gaps = self._loss_and_gaps(model, inputs)
+            return (loss, {"gaps": gaps}) if return_outputs else loss
+
+        def prediction_step(
+            self, model: Any, inputs: Any, prediction_loss_only: bool, ignore_keys: list[str] | None = None
+        ) -> tuple[Any, Any, Any]:
+            inputs = self._prepare_inputs(inputs)
+            with torch.no_grad():
+                loss, gaps = self._loss_and_gaps(model, inputs)
+            records = len(inputs["margins"]) + len(inputs["rating_targets"])
+            sums = torch.stack([loss.detach() * records, loss.new_tensor(float(records))]).reshape(1, 2)
+            # No loss for Trainer to average; the "labels" say that each chosen side should score higher.
+            return None, (gaps.detach(), sums), torch.ones_like(gaps)
+
+    return RewardTrainer
+
+
+def _held_out_metrics(prediction: Any) -> dict[str, float]:
+    """``loss`` per held-out record and, with pairs, ``accuracy`` (share of pairs with a gap > 0)."""
+    gaps, sums = prediction.predictions
+    metrics = {"loss": float(np.sum(sums[:, 0]) / np.sum(sums[:, 1]))}
+    if len(gaps):
+        metrics["accuracy"] = float(np.mean(np.asarray(gaps) > 0))
+    return metrics
+
+
+def _progress_callback() -> Any:
+    """Trainer's progress bar, with the latest losses beside it instead of one printed line per step."""
+    from transformers import ProgressCallback
+
+    class LossProgress(ProgressCallback):
+        def __init__(self) -> None:
+            super().__init__()
+            self.latest: dict[str, str] = {}
+
+        def on_log(self, args: Any, state: Any, control: Any, logs: Any = None, **kwargs: Any) -> None:
+            for name, key in (("loss", "loss"), ("eval", "eval_loss")):
+                if key in (logs or {}):
+                    self.latest[name] = f"{logs[key]:.4f}"
+            if self.training_bar is not None and self.latest:
+                self.training_bar.set_postfix(self.latest)
+
+    return LossProgress()
+
+
+def _reward_trainer(
+    model: Any,
+    config: RewardModelTrainingConfig,
+    dimension_weights: Any,
+    train_rows: Sequence[dict[str, Any]],
+    eval_rows: Sequence[dict[str, Any]],
+    collator: Any,
+    scratch: str | os.PathLike[str],
+) -> Any:
+    """A :class:`RewardTrainer` for ``config`` (its checkpoints go to ``scratch``, a temporary folder).
+
+    Held-out rows turn on evaluation every ``eval_every`` steps (else once per epoch), a checkpoint of the
+    weights at each evaluation, the best one (lowest held-out loss) reloaded at the end, and, with a
+    ``patience``, early stopping.
+    """
+    from transformers import EarlyStoppingCallback, PrinterCallback, ProgressCallback, TrainingArguments
+
+    evaluate = bool(eval_rows)
+    strategy = ("steps" if config.eval_every else "epoch") if evaluate else "no"
+    args = TrainingArguments(
+        output_dir=str(scratch),
+        num_train_epochs=config.epochs,
+        per_device_train_batch_size=config.batch_size,
+        per_device_eval_batch_size=config.batch_size,
+        learning_rate=config.learning_rate,
+        weight_decay=config.weight_decay,
+        lr_scheduler_type="constant",
+        max_grad_norm=config.max_grad_norm,
+        eval_strategy=strategy,
+        eval_steps=config.eval_every,
+        save_strategy=strategy,
+        save_steps=config.eval_every,
+        save_only_model=True,
+        save_total_limit=1,
+        load_best_model_at_end=evaluate,
+        metric_for_best_model="eval_loss" if evaluate else None,
+        greater_is_better=False,
+        logging_strategy="steps",
+        logging_steps=1,
+        report_to="none",
+        seed=config.seed,
+        data_seed=config.seed,
+        disable_tqdm=not config.progress,
+        remove_unused_columns=False,
+        label_names=["margins"],
+        dataloader_pin_memory=False,
+        use_cpu=torch_device(config.device).type == "cpu",
+    )
+    callbacks = [EarlyStoppingCallback(config.patience)] if evaluate and config.patience else []
+    trainer = _reward_trainer_class()(
+        model=model,
+        args=args,
+        data_collator=collator,
+        train_dataset=list(train_rows) or None,
+        eval_dataset=list(eval_rows) or None,
+        compute_metrics=_held_out_metrics,
+        callbacks=callbacks,
+        dimension_weights=dimension_weights,
+        rating_loss_weight=config.rating_loss_weight,
+    )
+    trainer.remove_callback(PrinterCallback)  # the losses go to history.csv, not to stdout
+    if config.progress:
+        trainer.remove_callback(ProgressCallback)
+        trainer.add_callback(_progress_callback())
+    return trainer
+
+
+@contextlib.contextmanager
+def _global_rngs_kept() -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's global random states after the block (Trainer reseeds them)."""
     import torch
 
-    was_training = batcher.model.training
-    batcher.model.eval()
-    loss_sum, correct, n_pairs = 0.0, 0, 0
-    with torch.inference_mode():
-        for start in range(0, len(records), batch_size):
-            chunk = records[start : start + batch_size]
-            loss, c, p = batcher.loss(chunk)
-            loss_sum += float(loss) * len(chunk)
-            correct += c
-            n_pairs += p
-    batcher.model.train(was_training)
-    result = {"eval_loss": loss_sum / max(len(records), 1)}
-    if n_pairs:
-        result["eval_accuracy"] = correct / n_pairs
-    return result
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    try:
+        with torch.random.fork_rng():
+            yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+
+
+class _DropMtimeWarning(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "mtime may not be reliable" not in record.getMessage()
+
+
+@contextlib.contextmanager
+def _quiet_checkpoint_rotation() -> Iterator[None]:
+    """Silence Trainer's warning that the file system's mtime is unreliable: checkpoints of a small model are
+    written less than a second apart, which is what it actually measures; it then orders them by step."""
+    rotation_logger = logging.getLogger("transformers.trainer_utils")
+    quiet = _DropMtimeWarning()
+    rotation_logger.addFilter(quiet)
+    try:
+        yield
+    finally:
+        rotation_logger.removeFilter(quiet)
+
+
+def _history(
+    log: Sequence[Mapping[str, Any]], steps: int, steps_per_epoch: int, eval_every: int | None
+) -> tuple[list[dict[str, float]], list[tuple[int, float]]]:
+    """The evaluation history and the per-step train losses, from Trainer's log of a run of ``steps`` steps.
+
+    A history row is written at each evaluation point (every ``eval_every`` steps, else at each epoch's end),
+    with or without held-out data: its step, its epoch (1-based), the mean train loss since the previous row,
+    the held-out loss and accuracy if measured, and ``best`` = 1 where the held-out loss reached a new low.
+    """
+    step_losses = [(int(row["step"]), float(row["loss"])) for row in log if "loss" in row]
+    evals = {int(row["step"]): row for row in log if "eval_loss" in row}
+    points = [s for s in range(1, steps + 1) if s % (eval_every or steps_per_epoch) == 0]
+    history: list[dict[str, float]] = []
+    previous, best = 0, math.inf
+    for point in points:
+        row: dict[str, float] = {
+            "step": point,
+            "epoch": math.ceil(point / steps_per_epoch),
+            "train_loss": float(np.mean([loss for s, loss in step_losses if previous < s <= point])),
+        }
+        if point in evals:
+            row["eval_loss"] = float(evals[point]["eval_loss"])
+            if "eval_accuracy" in evals[point]:
+                row["eval_accuracy"] = float(evals[point]["eval_accuracy"])
+            if row["eval_loss"] < best:
+                best, row["best"] = row["eval_loss"], 1.0
+        history.append(row)
+        previous = point
+    return history, step_losses
 
 
 def _plot(history: list[dict[str, float]], steps: list[tuple[int, float]], path: Path) -> bool:
@@ -309,7 +478,6 @@ def train_reward_model(
         ValueError: If ``dimension_weights`` does not match the ratings' dimensions.
     """
     import torch
-    from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification
 
     config = config or RewardModelTrainingConfig()
@@ -375,75 +543,30 @@ def train_reward_model(
         else sum(p.numel() for p in model.parameters())
     )
     device = torch_device(config.device)
-    model.to(device)
-    model.train()
-    weights = torch.tensor([weights_map[d] for d in dims], dtype=torch.float32, device=device)
-    batcher = _Batcher(model, tokenizer, dims, weights, config)
-    optimizer = torch.optim.AdamW(
-        [p for p in model.parameters() if p.requires_grad],
-        lr=config.learning_rate,
-        weight_decay=config.weight_decay,
-    )
-
+    if device.type == "cuda" and device.index not in (None, 0):
+        raise RewardModelError(
+            f"device {config.device!r}: training runs on the first visible GPU; set CUDA_VISIBLE_DEVICES="
+            f"{device.index} and use device='cuda'"
+        )
+    weights = torch.tensor([weights_map[d] for d in dims], dtype=torch.float32)
+    collator = PreferenceCollator(int(tokenizer.pad_token_id), len(dims))
+    train_rows = encode_records(train, tokenizer, dims, max_length, use_margin=config.use_margin)
+    eval_rows = encode_records(held_out, tokenizer, dims, max_length, use_margin=config.use_margin)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    history: list[dict[str, float]] = []
-    step_losses: list[tuple[int, float]] = []
-    best_loss, best_state, stale, step, stopped_early = math.inf, None, 0, 0, False
-    started = time.perf_counter()
-    total_steps = steps_per_epoch * config.epochs
-    progress = tqdm(total=total_steps, desc="reward model", unit="step", disable=not config.progress)
-    order_rng = np.random.default_rng(config.seed + 1)
-    try:
-        for epoch in range(config.epochs):
-            order = order_rng.permutation(len(train))
-            for start in range(0, len(train), config.batch_size):
-                batch = [train[i] for i in order[start : start + config.batch_size]]
-                loss, _, _ = batcher.loss(batch)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.max_grad_norm)
-                optimizer.step()
-                step += 1
-                step_losses.append((step, float(loss.detach())))
-                progress.update(1)
-                progress.set_postfix(loss=f"{step_losses[-1][1]:.4f}")
-                last_of_epoch = start + config.batch_size >= len(train)
-                if not (step % config.eval_every == 0 if config.eval_every else last_of_epoch):
-                    continue
-                recent = [loss_ for s, loss_ in step_losses if s > (history[-1]["step"] if history else 0)]
-                row: dict[str, float] = {
-                    "step": step,
-                    "epoch": epoch + 1,
-                    "train_loss": float(np.mean(recent)),
-                }
-                if held_out:
-                    row.update(_evaluate(batcher, held_out, config.batch_size))
-                    progress.set_postfix(loss=f"{step_losses[-1][1]:.4f}", eval=f"{row['eval_loss']:.4f}")
-                    if row["eval_loss"] < best_loss - 1e-6:
-                        best_loss, stale = row["eval_loss"], 0
-                        best_state = {
-                            name: p.detach().clone() for name, p in model.named_parameters() if p.requires_grad
-                        }
-                        row["best"] = 1.0
-                    else:
-                        stale += 1
-                history.append(row)
-                if held_out and config.patience and stale >= config.patience and step < total_steps:
-                    stopped_early = True
-                    break
-            if stopped_early:
-                break
-    finally:
-        progress.close()
-    seconds = time.perf_counter() - started
-    if best_state is not None:
-        with torch.no_grad():
-            params = dict(model.named_parameters())
-            for name, value in best_state.items():
-                params[name].copy_(value)
+    with tempfile.TemporaryDirectory(prefix="textenv-rm-") as scratch, _global_rngs_kept():
+        trainer = _reward_trainer(model, config, weights, train_rows, eval_rows, collator, scratch)
+        started = time.perf_counter()
+        with _quiet_checkpoint_rotation():
+            trainer.train()
+        seconds = time.perf_counter() - started
+        log = list(trainer.state.log_history)
+        steps = int(trainer.state.global_step)
+        final_metrics = trainer.evaluate() if eval_rows else {}
+    model = trainer.model
     model.eval()
-    final = _evaluate(batcher, held_out, config.batch_size) if held_out else {}
+    history, step_losses = _history(log, steps, steps_per_epoch, config.eval_every)
+    final = {k: float(final_metrics[k]) for k in ("eval_loss", "eval_accuracy") if k in final_metrics}
+    stopped_early = bool(eval_rows) and config.patience > 0 and steps < steps_per_epoch * config.epochs
     n_eval_pairs = len(pair_eval)
     stats: dict[str, Any] = {
         "train_pairs": len(pair_train),
@@ -451,7 +574,7 @@ def train_reward_model(
         "eval_pairs": n_eval_pairs,
         "eval_ratings": len(rate_eval),
         "skipped_records": len(data.skipped),
-        "steps": step,
+        "steps": steps,
         "epochs_run": history[-1]["epoch"] if history else 0,
         "stopped_early": stopped_early,
         "train_seconds": round(seconds, 2),

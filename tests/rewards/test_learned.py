@@ -343,8 +343,9 @@ class _CountsToken(torch.nn.Module):
         return SimpleNamespace(logits=hits.sum(dim=1, keepdim=True).float())
 
 
-def test_training_time_accuracy_counts_ties_as_wrong_exactly() -> None:
-    from rewards.training import _Batcher, _evaluate
+def test_training_time_accuracy_counts_ties_as_wrong_exactly(tmp_path: Path) -> None:
+    from rewards.training import _reward_trainer, preference_loss
+    from rewards.training_data import PreferenceCollator, encode_records
     from textenv.toy import build_toy_tokenizer
 
     tokenizer = build_toy_tokenizer()
@@ -356,11 +357,16 @@ def test_training_time_accuracy_counts_ties_as_wrong_exactly() -> None:
         PreferencePair("the day was", " good day", " good"),  # 1 = 1, a tie: wrong
         PreferencePair("the book is", " bad", " day"),  # 0 = 0, a tie: wrong
     ]
-    config = RewardModelTrainingConfig(use_margin=False, progress=False)
-    batcher = _Batcher(_CountsToken(good), tokenizer, ("score",), torch.tensor([1.0]), config)
-    result = _evaluate(batcher, pairs, batch_size=2)  # batches of 2, 2 and 1: the counts add up across them
+    config = RewardModelTrainingConfig(batch_size=2, use_margin=False, progress=False, device="cpu")
+    rows = encode_records(pairs, tokenizer, ("score",), config.max_length, use_margin=False)
+    collator = PreferenceCollator(int(tokenizer.pad_token_id), 1)
+    trainer = _reward_trainer(_CountsToken(good), config, torch.tensor([1.0]), [], rows, collator, tmp_path)
+    result = trainer.evaluate()  # batches of 2, 2 and 1: the counts add up across them
     assert result["eval_accuracy"] == 2 / 5  # ties counted as half would give 3 / 5, as right 4 / 5
     diffs = [1, 1, -1, 0, 0]  # chosen − rejected; the Bradley–Terry loss is −log σ(diff)
     assert result["eval_loss"] == pytest.approx(sum(math.log1p(math.exp(-d)) for d in diffs) / 5, rel=1e-6)
-    _, correct, n_pairs = batcher.loss(pairs)
+    batch = collator(rows)
+    logits = _CountsToken(good)(batch["input_ids"], batch["attention_mask"]).logits
+    _, gaps = preference_loss(logits, batch, torch.tensor([1.0]), rating_loss_weight=1.0)
+    correct, n_pairs = int((gaps > 0).sum()), len(gaps)
     assert (correct, n_pairs) == (2, 5)
