@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import functools
 import json
 import logging
 import math
@@ -217,6 +218,7 @@ def preference_loss(logits: Any, batch: Mapping[str, Any], weights: Any, rating_
     return loss / (n_pairs + n_rated), gaps
 
 
+@functools.cache
 def _reward_trainer_class() -> type:
     """The ``Trainer`` subclass with the preference loss (built on first use: transformers loads lazily)."""
     import torch
