@@ -48,14 +48,12 @@ def _stop_rl_run(fd: int, algo: str, tokens: int) -> None:
 def _stop_reward_model_training(fd: int) -> None:
     from rewards import training
 
-    loss = training._Batcher.loss
+    trainer_class = training._reward_trainer_class()  # built once, so the Trainer that trains is this class
 
-    def stopping_loss(self: Any, records: Any) -> Any:
-        if self.model.training:  # a training batch, not a held-out evaluation
-            _stop(fd)
-        return loss(self, records)
+    def stopping_loss(self: Any, *args: Any, **kwargs: Any) -> Any:
+        _stop(fd)  # compute_loss runs for training batches only; held-out ones go through prediction_step
 
-    training._Batcher.loss = stopping_loss  # type: ignore[method-assign]
+    trainer_class.compute_loss = stopping_loss
 
 
 def main(argv: list[str]) -> int:
