@@ -320,7 +320,8 @@ def _reward_trainer(
         max_grad_norm=config.max_grad_norm,
         eval_strategy=strategy,
         save_strategy=strategy,
-        **({"eval_steps": config.eval_every, "save_steps": config.eval_every} if config.eval_every else {}),
+        eval_steps=config.eval_every,
+        save_steps=config.eval_every or 1,  # read only by the "steps" strategy
         save_only_model=True,
         save_total_limit=1,
         load_best_model_at_end=evaluate,
