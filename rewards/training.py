@@ -67,8 +67,8 @@ class RewardModelTrainingConfig:
     Attributes:
         epochs: Passes over the training split.
         batch_size: Records (pairs or ratings) per optimisation step; a pair is two texts.
-        learning_rate: AdamW learning rate.
-        weight_decay: AdamW weight decay.
+        learning_rate: AdamW learning rate (constant).
+        weight_decay: AdamW weight decay (as ``Trainer`` applies it: not to biases and norm weights).
         max_length: Token limit of an input text (cut from the left; see ``rewards.learned``).
         eval_fraction: Share of the pairs and of the ratings held out for evaluation, in ``[0, 0.5]``.
             With 0 nothing is held out and there is no early stopping.
@@ -80,7 +80,7 @@ class RewardModelTrainingConfig:
         train_layers: Fine-tune only the top this-many transformer blocks (plus the final norm and the
             score head), freezing the rest, which makes a step cheaper; ``None`` trains every weight.
         max_grad_norm: Gradient clipping norm.
-        seed: Seed of the split, the score head's initialisation and the batch order.
+        seed: Seed of the split, the score head's initialisation, the batch order and dropout.
         progress: Show a progress bar.
         device: Where to train: ``"auto"`` (CUDA when a GPU is visible, else the CPU), ``"cpu"``, ``"cuda[:n]"``
             or ``"mps"``. The saved model is the same wherever it was trained.
