@@ -46,9 +46,9 @@ def _stop_rl_run(fd: int, algo: str, tokens: int) -> None:
 
 
 def _stop_reward_model_training(fd: int) -> None:
-    from rewards import training
+    from rewards.training_loop import reward_trainer_class
 
-    trainer_class = training._reward_trainer_class()  # built once, so the Trainer that trains is this class
+    trainer_class = reward_trainer_class()  # built once, so the Trainer that trains is this class
 
     def stopping_loss(self: Any, *args: Any, **kwargs: Any) -> Any:
         _stop(fd)  # compute_loss runs for training batches only; held-out ones go through prediction_step

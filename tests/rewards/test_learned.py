@@ -344,8 +344,8 @@ class _CountsToken(torch.nn.Module):
 
 
 def test_training_time_accuracy_counts_ties_as_wrong_exactly(tmp_path: Path) -> None:
-    from rewards.training import _reward_trainer, preference_loss
     from rewards.training_data import PreferenceCollator, encode_records
+    from rewards.training_loop import build_reward_trainer, preference_loss
     from textenv.toy import build_toy_tokenizer
 
     tokenizer = build_toy_tokenizer()
@@ -360,7 +360,7 @@ def test_training_time_accuracy_counts_ties_as_wrong_exactly(tmp_path: Path) -> 
     config = RewardModelTrainingConfig(batch_size=2, use_margin=False, progress=False, device="cpu")
     rows = encode_records(pairs, tokenizer, ("score",), config.max_length, use_margin=False)
     collator = PreferenceCollator(int(tokenizer.pad_token_id), 1)
-    trainer = _reward_trainer(_CountsToken(good), config, torch.tensor([1.0]), [], rows, collator, tmp_path)
+    trainer = build_reward_trainer(_CountsToken(good), config, torch.tensor([1.0]), [], rows, collator, tmp_path)
     result = trainer.evaluate()  # batches of 2, 2 and 1: the counts add up across them
     assert result["eval_accuracy"] == 2 / 5  # ties counted as half would give 3 / 5, as right 4 / 5
     diffs = [1, 1, -1, 0, 0]  # chosen − rejected; the Bradley–Terry loss is −log σ(diff)

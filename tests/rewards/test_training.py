@@ -11,8 +11,9 @@ import pytest
 import torch
 
 from rewards import PreferenceData, PreferencePair, RatedCompletion, RewardModelTrainingConfig, train_reward_model
-from rewards.training import _history, preference_loss
+from rewards.training import _history
 from rewards.training_data import PreferenceCollator, encode_records
+from rewards.training_loop import preference_loss
 
 from .conftest import separable_pairs
 
