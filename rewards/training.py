@@ -45,7 +45,7 @@ import numpy as np
 
 from rewards._util import torch_device
 from rewards.errors import RewardModelError
-from rewards.learned import METADATA_FILE, RewardModelInfo
+from rewards.model_folder import METADATA_FILE, RewardModelInfo
 from rewards.preferences import PreferenceData, PreferencePair, RatedCompletion
 from rewards.training_data import PreferenceCollator, encode_records
 from rewards.training_loop import build_reward_trainer, kept_global_rngs, quiet_checkpoint_rotation

@@ -17,8 +17,6 @@ from rewards.training_loop import preference_loss
 
 from .conftest import separable_pairs
 
-pytestmark = pytest.mark.usefixtures("torch_one_thread")
-
 
 class _OneIdPerWord:
     """Stands in for a tokenizer: one id per word (its length), no special tokens."""
