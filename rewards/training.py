@@ -50,6 +50,7 @@ from rewards.preferences import PreferenceData, PreferencePair, RatedCompletion
 from rewards.training_data import PreferenceCollator, encode_records
 from rewards.training_loop import build_reward_trainer, kept_global_rngs, quiet_checkpoint_rotation
 from textenv_common.atomic import atomic_folder
+from textenv_common.checks import check_int
 from textenv_common.hf import LOAD_ERRORS, load_pretrained, load_tokenizer, transformer_blocks
 from textenv_common.intervals import wilson_interval
 
@@ -104,22 +105,11 @@ class RewardModelTrainingConfig:
     def __post_init__(self) -> None:
         torch_device(self.device)  # a ValueError naming a bad device, before any model is loaded
         for name in ("epochs", "batch_size", "max_length"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive int, got {value!r}")
+            check_int(name, getattr(self, name), 1)
         for name in ("patience", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ValueError(f"{name} must be an int >= 0, got {value!r}")
-        for name, allow_none in (("eval_every", True), ("train_layers", True)):
-            value = getattr(self, name)
-            if value is None and allow_none:
-                continue
-            if isinstance(value, bool) or not isinstance(value, int) or value < (1 if name == "eval_every" else 0):
-                raise ValueError(
-                    f"{name} must be a {'positive' if name == 'eval_every' else 'non-negative'} int or "
-                    f"None, got {value!r}"
-                )
+            check_int(name, getattr(self, name), 0)
+        check_int("eval_every", self.eval_every, 1, optional=True)
+        check_int("train_layers", self.train_layers, 0, optional=True)
         for name in ("learning_rate", "weight_decay", "rating_loss_weight", "max_grad_norm"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:

@@ -87,7 +87,7 @@ def _config(tmp_path: Path, **changes: Any) -> dict[str, Any]:
         ({"preferences": {"source": "db", "db": "nowhere.sqlite"}}, "is not a file"),
         ({"preferences": {"repeat": 2}}, r"Unknown field 'repeat' in preferences\. Did you mean 'repeats'\?"),
         ({"preferences": {"top_p": 1.5}}, r"top_p must be in \(0, 1\]"),
-        ({"reward_model": {"epochs": 0}}, r"reward_model: epochs must be a positive int"),
+        ({"reward_model": {"epochs": 0}}, r"reward_model: epochs must be an integer ≥ 1"),
         ({"rl": {"algos": ["ppo", "dqn"]}}, "Unknown algorithm 'dqn'"),
         ({"rl": {"preset": "huge"}}, "Unknown preset 'huge'"),
         ({"rl": {"train": {"model": "x"}}}, r"train may not set \['model'\]"),

@@ -170,7 +170,7 @@ def test_bad_flags_are_config_errors_before_any_loading(tmp_path: Path) -> None:
     from textenv.errors import ConfigError
 
     argv = ["rm", "train", "--data", str(tmp_path / "missing.jsonl"), "--base", "x", "--out", str(tmp_path / "rm")]
-    with pytest.raises(ConfigError, match="rm train: epochs must be a positive int"):
+    with pytest.raises(ConfigError, match="rm train: epochs must be an integer ≥ 1"):
         run(*argv, "--epochs", "0")
     with pytest.raises(ConfigError, match="--weights must be JSON"):
         run(*argv, "--weights", "{bad")

@@ -234,12 +234,12 @@ def test_bad_base_and_empty_data(tiny_lm_dir: Path, tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("kwargs", "match"),
     [
-        ({"epochs": 0}, "epochs must be a positive int"),
+        ({"epochs": 0}, "epochs must be an integer ≥ 1"),
         ({"eval_fraction": 0.9}, "eval_fraction must be in"),
         ({"learning_rate": 0}, "learning_rate must be > 0"),
-        ({"eval_every": 0}, "eval_every must be a positive int"),
-        ({"train_layers": -1}, "train_layers must be a non-negative int"),
-        ({"patience": -1}, "patience must be an int >= 0"),
+        ({"eval_every": 0}, "eval_every must be an integer ≥ 1"),
+        ({"train_layers": -1}, "train_layers must be an integer ≥ 0"),
+        ({"patience": -1}, "patience must be an integer ≥ 0"),
         ({"dimension_weights": {"a": float("nan")}}, "dimension_weights"),
     ],
 )
