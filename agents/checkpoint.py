@@ -20,15 +20,12 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from agents.run_folder import POLICY_DIR  # the run's trained LM, where `textenv label --from-run` looks
+from agents.run_folder import POLICY_FOLDER  # the run's trained LM, where `textenv label --from-run` looks
 from agents.trunk import standalone_model
 from textenv.compat import rollout_state
 from textenv_common.atomic import atomic_folder
 
-__all__ = ["POLICY_DIR", "POLICY_FOLDER", "export_policy", "load_checkpoint_state", "save_checkpoint", "save_policy"]
-
-#: The folder of a run that holds its trained LM (written by :func:`save_policy` and :func:`export_policy`).
-POLICY_FOLDER = POLICY_DIR
+__all__ = ["export_policy", "load_checkpoint_state", "save_checkpoint", "save_policy"]
 
 
 def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) -> None:
