@@ -28,6 +28,8 @@ _T = TypeVar("_T")
 class PairSampling:
     """How :func:`sample_pairs` samples: the settings every caller passes through (CLI flags, a pipeline stage).
 
+    All but ``stop_strings`` (applied here, after sampling) are :class:`rewards.LMPairSampler`'s keywords.
+
     The ranges are checked when sampling starts (:class:`rewards.LMPairSampler`), as a ``ConfigError``.
     """
 
@@ -137,17 +139,9 @@ def sample_pairs(
         model, tokenizer = load_model_and_tokenizer(model)
     elif tokenizer is None:
         raise ConfigError(f"sample_pairs got a loaded model ({type(model).__name__}) without its tokenizer")
+    settings = {f.name: getattr(sampling, f.name) for f in dataclasses.fields(sampling) if f.name != "stop_strings"}
     try:
-        sampler = LMPairSampler(
-            model,
-            tokenizer,
-            max_new_tokens=sampling.max_new_tokens,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            batch_size=sampling.batch_size,
-            seed=sampling.seed,
-            progress=sampling.progress,
-        )
+        sampler = LMPairSampler(model, tokenizer, **settings)  # the rest of PairSampling is the sampler's own
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     usable = [i for i, prompt in enumerate(prompts) if prompt.strip()]
