@@ -20,22 +20,19 @@ import numpy as np
 import torch
 from stable_baselines3.common.base_class import BaseAlgorithm
 
-from agents.io import atomic_dir
-from agents.run_folder import POLICY_DIR  # the run's trained LM, where `textenv label --from-run` looks
+from agents.run_folder import POLICY_FOLDER  # the run's trained LM, where `textenv label --from-run` looks
 from agents.trunk import standalone_model
 from textenv.compat import rollout_state
+from textenv_common.atomic import atomic_folder
 
-__all__ = ["POLICY_DIR", "POLICY_FOLDER", "export_policy", "load_checkpoint_state", "save_checkpoint", "save_policy"]
-
-#: The folder of a run that holds its trained LM (written by :func:`save_policy` and :func:`export_policy`).
-POLICY_FOLDER = POLICY_DIR
+__all__ = ["export_policy", "load_checkpoint_state", "save_checkpoint", "save_policy"]
 
 
 def save_checkpoint(model: BaseAlgorithm, folder: Path, info: dict[str, Any]) -> None:
     """Write ``model`` and its envs to ``folder`` atomically."""
     env = model.get_env()
     assert env is not None
-    with atomic_dir(folder) as tmp:
+    with atomic_folder(folder, overwrite=True) as tmp:
         model.save(tmp / "model.zip")
         state = {
             "envs": list(env.envs),  # type: ignore[attr-defined]
@@ -78,7 +75,7 @@ def save_policy(model: BaseAlgorithm, folder: Path) -> None:
     weights.
     """
     policy: Any = model.policy  # an agents.policy.LMPolicy
-    with atomic_dir(folder) as tmp:
+    with atomic_folder(folder, overwrite=True) as tmp:
         standalone_model(policy.lm).save_pretrained(tmp)  # a LoRA adapter is merged into a copy
         policy.tokenizer.save_pretrained(tmp)
 

@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["add_dataclass_flags", "field_docs", "flag_values"]
+__all__ = ["add_dataclass_flags", "default_text", "field_docs", "flag_values"]
 
 
 @functools.cache
@@ -79,7 +79,6 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Ite
         if f.name in set(skip):
             continue
         parse, metavar = _parser_for(str(f.type))
-        default = f.default if f.default is not dataclasses.MISSING else "{}"
         try:
             parser.add_argument(
                 "--" + f.name.replace("_", "-"),
@@ -87,12 +86,21 @@ def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Ite
                 type=parse,
                 default=None,
                 metavar=metavar,
-                help=f"{docs.get(f.name, '')} ({cls.__name__}.{f.name}; default {default!r})",
+                help=f"{docs.get(f.name, '')} ({cls.__name__}.{f.name}; {default_text(f)})",
             )
         except argparse.ArgumentError:  # the command defines this flag itself
             continue
         added.append(f.name)
     return added
+
+
+def default_text(f: dataclasses.Field[Any]) -> str:
+    """How ``--help`` states the default of the field ``f``: its value, its factory's value, or that it has none."""
+    if f.default is not dataclasses.MISSING:
+        return f"default {f.default!r}"
+    if f.default_factory is not dataclasses.MISSING:
+        return f"default {f.default_factory()!r}"
+    return "no default: the config file or this flag must set it"
 
 
 def flag_values(args: argparse.Namespace, cls: type, *, skip: Iterable[str] = ()) -> dict[str, Any]:

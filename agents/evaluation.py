@@ -409,7 +409,8 @@ def evaluate_runs(
     Raises:
         ValueError: No runs, no prompts, or ``samples_per_prompt`` < 1.
     """
-    from agents.checkpoint import POLICY_FOLDER, export_policy
+    from agents.checkpoint import export_policy
+    from agents.run_folder import POLICY_FOLDER
 
     if not runs:
         raise ValueError("evaluate_runs needs at least one finished run.")

@@ -1,33 +1,15 @@
-"""File helpers of the agents package: reading a YAML mapping, and the old names of the atomic writers.
+"""File helpers of the agents package: reading a YAML mapping.
 
-Atomic writes live in :mod:`textenv_common.atomic`; new code calls it directly, with an explicit ``overwrite``.
-``atomic_write_text`` and ``atomic_dir`` remain as thin uses of it that always replace the target, for
-``agents/checkpoint.py`` and ``benchmarks/learning.py``.
+Atomic writes live in :mod:`textenv_common.atomic`; callers use it directly, with an explicit ``overwrite``.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from textenv_common.atomic import atomic_folder, write_text_atomic
-
-__all__ = ["atomic_dir", "atomic_write_text", "read_yaml_mapping"]
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
-    """Write ``text`` (UTF-8) to ``path`` atomically, replacing it if it exists (see :mod:`textenv_common.atomic`)."""
-    write_text_atomic(path, text, overwrite=True)
-
-
-@contextmanager
-def atomic_dir(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary folder that replaces ``path`` when the block succeeds (see :mod:`textenv_common.atomic`)."""
-    with atomic_folder(path, overwrite=True) as tmp:
-        yield tmp
+__all__ = ["read_yaml_mapping"]
 
 
 def read_yaml_mapping(path: str | os.PathLike[str], what: str, empty_hint: str = "") -> dict[str, Any]:

@@ -19,10 +19,11 @@ import yaml
 from textenv.errors import ConfigError
 from textenv.registration import ENV_IDS
 
-__all__ = ["POLICY_DIR", "RunSource", "run_source"]
+__all__ = ["POLICY_FOLDER", "RunSource", "run_source"]
 
-#: The subfolder of a run that holds its trained LM (written by ``agents.train`` when the run finishes).
-POLICY_DIR = "policy"
+#: The subfolder of a run that holds its trained LM (written by ``agents.train`` when the run finishes, or by
+#: ``agents.checkpoint.export_policy`` from a checkpoint).
+POLICY_FOLDER = "policy"
 
 
 @dataclass(frozen=True)
@@ -53,7 +54,7 @@ def run_source(run: str | os.PathLike[str]) -> RunSource:
             f"{folder} is not a run folder (no config.yaml); pass the --out folder of `textenv train`, "
             "e.g. runs/ppo-seed0"
         )
-    policy = folder / POLICY_DIR
+    policy = folder / POLICY_FOLDER
     if not (policy / "config.json").is_file():
         raise ConfigError(
             f"run {folder} has no trained policy in {policy}: the run has not finished (or predates saving it). "

@@ -191,8 +191,8 @@ def _trial(values: dict[str, Any], *, sweep: SweepConfig, start: list[dict[str, 
     """One Tune trial: train in chunks, report the paired gain after each."""
     from ray import tune
 
-    from agents.checkpoint import POLICY_FOLDER
     from agents.evaluation import load_policy, sample_paired
+    from agents.run_folder import POLICY_FOLDER
     from agents.train import train
 
     folder = Path(tune.get_context().get_trial_dir()) / "run"

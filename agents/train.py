@@ -32,9 +32,10 @@ from agents.callbacks import (
     RLHFMetricsCallback,
     SkipDiscardedValues,
 )
-from agents.checkpoint import POLICY_DIR, load_checkpoint_state, restore_rng, save_checkpoint, save_policy
+from agents.checkpoint import load_checkpoint_state, restore_rng, save_checkpoint, save_policy
 from agents.config import TrainConfig
 from agents.policy import LMPolicy
+from agents.run_folder import POLICY_FOLDER
 from textenv.compat import set_rollout_state
 from textenv.errors import ConfigError
 from textenv.models import resolve_device
@@ -289,7 +290,7 @@ def train(config: TrainConfig, out_dir: str | Path, *, resume: bool = False, pro
     wall = elapsed_before + time.perf_counter() - start
     if not interrupted:
         checkpoint()
-        save_policy(model, out / POLICY_DIR)
+        save_policy(model, out / POLICY_FOLDER)
     after = evaluate(model, config, config.eval_episodes)
     tokens = int(model.num_timesteps)
     history = [_floats(row) for row in AtomicCSVOutput(out / "metrics.csv").rows]  # the whole run, resumed or not

@@ -113,7 +113,7 @@ def main(argv: list[str] | None = None) -> int:
         sample_paired,
         summarize_policy,
     )
-    from agents.io import atomic_write_text
+    from textenv_common.atomic import write_text_atomic
 
     parser = argparse.ArgumentParser(prog="python -m benchmarks.learning", description=__doc__.split("\n\n")[0])
     parser.add_argument("--demo", default="runs/demo", help="a finished `textenv demo` folder")
@@ -180,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         "differences": [d.__dict__ for d in diffs],
         "grpo_runs": extra,
     }
-    atomic_write_text(out / "learning.json", json.dumps(report, indent=2) + "\n")
+    write_text_atomic(out / "learning.json", json.dumps(report, indent=2) + "\n", overwrite=True)
     lines = [
         "| algorithm | seeds | gain [95% CI] | gain per seed | KL (nats) | ref. perplexity | train wall (s) "
         "| gain / min |",
@@ -197,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(
             f"\n{d.a} − {d.b}: {d.mean:+.3f}, 95% CI [{d.low:+.3f}, {d.high:+.3f}] (bootstrap, seeds × prompts)"
         )
-    atomic_write_text(out / "learning.md", "\n".join(lines) + "\n")
+    write_text_atomic(out / "learning.md", "\n".join(lines) + "\n", overwrite=True)
     print("\n".join(lines))
     return 0
 

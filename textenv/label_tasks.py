@@ -11,12 +11,12 @@ dropped and counted); a pair that comes twice becomes one task.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from rewards.human.tasks import LabelTask
 from textenv.errors import ConfigError
+from textenv.pairs import PairSampling, sample_pairs
 
 __all__ = ["SampledTasks", "sample_tasks"]
 
@@ -32,56 +32,33 @@ class SampledTasks:
 def sample_tasks(
     model: str | os.PathLike[str],
     prompts: Any,
+    sampling: PairSampling | None = None,
     *,
     prompt_field: str = "prompt",
     limit: int | None = None,
     repeats: int = 1,
-    max_new_tokens: int = 32,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    stop_strings: Sequence[str] = (),
-    batch_size: int = 8,
-    seed: int = 0,
-    progress: bool = False,
 ) -> SampledTasks:
     """Sample two completions per prompt from ``model`` and make each pair a labeling task.
 
     Args:
         model: A model folder, hub id, ``textenv/toy-gpt2`` or the default model (see ``textenv.models``).
         prompts: A prompt source (see :func:`textenv.prompts.load_prompts`).
+        sampling: How the pairs are sampled (see :class:`textenv.pairs.PairSampling`; ``None`` for its
+            defaults); the same seed gives the same tasks (and task ids).
         prompt_field: The prompt field of the records.
         limit: Use only the first ``limit`` prompts.
         repeats: Pairs per prompt.
-        max_new_tokens: Length limit of a completion.
-        temperature: Sampling temperature (> 0).
-        top_p: Nucleus sampling threshold.
-        stop_strings: Completions are cut at the first of these.
-        batch_size: Prompts per ``generate`` call.
-        seed: Seed of the sampling; the same seed gives the same tasks (and task ids).
-        progress: Show a progress bar.
 
     Raises:
         ConfigError: If ``limit`` or ``repeats`` is not a positive integer.
     """
-    from textenv.pairs import sample_pairs
     from textenv.prompts import load_prompts
 
     for name, value in (("limit", limit), ("repeats", repeats)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
             raise ConfigError(f"{name} must be a positive integer; got {value!r}")
     records = list(load_prompts(prompts, field=prompt_field))[:limit]
-    texts = [r.text for r in records for _ in range(repeats)]
-    sampled = sample_pairs(
-        model,
-        texts,
-        max_new_tokens=max_new_tokens,
-        temperature=temperature,
-        top_p=top_p,
-        stop_strings=stop_strings,
-        batch_size=batch_size,
-        seed=seed,
-        progress=progress,
-    )
+    sampled = sample_pairs(model, [r.text for r in records for _ in range(repeats)], sampling)
     tasks, skipped, seen = [], sampled.dropped, set()
     for prompt, pair in zip(sampled.prompts, sampled.pairs, strict=True):
         task = LabelTask(prompt, pair)

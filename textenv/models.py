@@ -44,6 +44,7 @@ from transformers import (  # type: ignore[attr-defined]  # v5: GPT2TokenizerFas
     PreTrainedTokenizerFast,
 )
 
+from rewards._util import torch_device
 from textenv.activations import fuse_activations
 from textenv.cache import atomic_folder, cache_dir, package_dir
 from textenv.errors import ConfigError, ModelLoadError, TokenizerMismatchError
@@ -344,8 +345,6 @@ def resolve_device(device: str | torch.device) -> torch.device:
     Raises:
         ConfigError: ``device`` names no device.
     """
-    from rewards._util import torch_device
-
     try:
         resolved: torch.device = torch_device(device)
     except ValueError as err:

@@ -19,9 +19,39 @@ from textenv.errors import ConfigError
 if TYPE_CHECKING:
     from rewards import SimulationResult
 
-__all__ = ["SampledPairs", "cut_at_stop", "sample_pairs"]
+__all__ = ["PairSampling", "SampledPairs", "cut_at_stop", "sample_pairs"]
 
 _T = TypeVar("_T")
+
+
+@dataclass(frozen=True)
+class PairSampling:
+    """How :func:`sample_pairs` samples: the settings every caller passes through (CLI flags, a pipeline stage).
+
+    All but ``stop_strings`` (applied here, after sampling) are :class:`rewards.LMPairSampler`'s keywords.
+
+    The ranges are checked when sampling starts (:class:`rewards.LMPairSampler`), as a ``ConfigError``.
+    """
+
+    max_new_tokens: int = 32
+    """Length limit of a completion."""
+    temperature: float = 1.0
+    """Sampling temperature (> 0)."""
+    top_p: float = 1.0
+    """Nucleus sampling threshold in ``(0, 1]``."""
+    stop_strings: Sequence[str] = ()
+    """Completions are cut before the first of these (kept as a tuple)."""
+    batch_size: int = 8
+    """Prompts per ``generate`` call."""
+    seed: int = 0
+    """Seed of the sampling: the same seed gives the same pairs."""
+    progress: bool = False
+    """Show a progress bar."""
+
+    def __post_init__(self) -> None:
+        if isinstance(self.stop_strings, str):
+            raise ConfigError(f"stop_strings must be a list of strings, not one string: {self.stop_strings!r}")
+        object.__setattr__(self, "stop_strings", tuple(self.stop_strings))
 
 
 @dataclass(frozen=True)
@@ -81,17 +111,11 @@ def cut_at_stop(text: str, stop_strings: Sequence[str]) -> str:
 def sample_pairs(
     model: str | os.PathLike[str] | Any,
     prompts: Sequence[str],
+    sampling: PairSampling | None = None,
     *,
     tokenizer: Any = None,
-    max_new_tokens: int = 32,
-    temperature: float = 1.0,
-    top_p: float = 1.0,
-    stop_strings: Sequence[str] = (),
-    batch_size: int = 8,
-    seed: int = 0,
-    progress: bool = False,
 ) -> SampledPairs:
-    """Sample two completions per prompt, cut them at ``stop_strings``, and keep the pairs that ask something.
+    """Sample two completions per prompt, cut them at the stop strings, and keep the pairs that ask something.
 
     Sampling is :class:`rewards.LMPairSampler`'s: batched, seeded (the same seed gives the same pairs).
 
@@ -99,44 +123,32 @@ def sample_pairs(
         model: A model name or folder (loaded with :func:`textenv.models.load_model_and_tokenizer`), or a loaded
             causal LM, with its ``tokenizer``.
         prompts: The prompts, one pair each (repeat a prompt for more pairs).
+        sampling: The sampling settings (length, temperature, top-p, stop strings, batch size, seed, progress);
+            ``None`` for :class:`PairSampling`'s defaults.
         tokenizer: The tokenizer of a loaded ``model``; ``None`` when ``model`` is a name.
-        max_new_tokens: Length limit of a completion.
-        temperature: Sampling temperature (> 0).
-        top_p: Nucleus sampling threshold in ``(0, 1]``.
-        stop_strings: Completions are cut before the first of these.
-        batch_size: Prompts per ``generate`` call.
-        seed: Seed of the sampling.
-        progress: Show a progress bar.
 
     Raises:
         ConfigError: If a sampling setting is out of range, or a loaded ``model`` comes without its tokenizer.
     """
     from rewards import LMPairSampler
 
+    sampling = PairSampling() if sampling is None else sampling
     if isinstance(model, (str, os.PathLike)):
         from textenv.models import load_model_and_tokenizer
 
         model, tokenizer = load_model_and_tokenizer(model)
     elif tokenizer is None:
         raise ConfigError(f"sample_pairs got a loaded model ({type(model).__name__}) without its tokenizer")
+    settings = {f.name: getattr(sampling, f.name) for f in dataclasses.fields(sampling) if f.name != "stop_strings"}
     try:
-        sampler = LMPairSampler(
-            model,
-            tokenizer,
-            max_new_tokens=max_new_tokens,
-            temperature=temperature,
-            top_p=top_p,
-            batch_size=batch_size,
-            seed=seed,
-            progress=progress,
-        )
+        sampler = LMPairSampler(model, tokenizer, **settings)  # the rest of PairSampling is the sampler's own
     except ValueError as exc:
         raise ConfigError(str(exc)) from None
     usable = [i for i, prompt in enumerate(prompts) if prompt.strip()]
     sampled = sampler([prompts[i] for i in usable]) if usable else []
     kept_prompts, pairs, indices = [], [], []
     for i, (first, second) in zip(usable, sampled, strict=True):
-        first, second = cut_at_stop(first, stop_strings), cut_at_stop(second, stop_strings)
+        first, second = cut_at_stop(first, sampling.stop_strings), cut_at_stop(second, sampling.stop_strings)
         if first == second or not first.strip() or not second.strip():
             continue
         kept_prompts.append(prompts[i])

@@ -63,7 +63,7 @@ def add_config_flags(
     class docstring's ``Attributes:`` section as its help. ``aliases`` maps old spellings (``"--lr"``) to the field
     they set (``"learning_rate"``). Read the values back with :func:`agents.config_flags.flag_values`.
     """
-    from agents.config_flags import add_dataclass_flags, field_docs
+    from agents.config_flags import add_dataclass_flags, default_text, field_docs
 
     docs = {**_attribute_docs(cls), **field_docs(cls)}
     skipped = set(skip)
@@ -74,7 +74,7 @@ def add_config_flags(
                 dest=f.name,
                 action=argparse.BooleanOptionalAction,
                 default=None,
-                help=f"{docs.get(f.name, '')} ({cls.__name__}.{f.name}; default {f.default!r})",
+                help=f"{docs.get(f.name, '')} ({cls.__name__}.{f.name}; {default_text(f)})",
             )
     add_dataclass_flags(p, cls, skip=skipped)
     actions = {action.dest: action for action in p._actions}

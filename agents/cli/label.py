@@ -29,6 +29,7 @@ def _sample(args: argparse.Namespace) -> Any:
     from agents.run_folder import run_source
     from textenv.errors import ConfigError
     from textenv.label_tasks import sample_tasks
+    from textenv.pairs import PairSampling
 
     if args.from_run:
         source = run_source(args.from_run)
@@ -42,12 +43,7 @@ def _sample(args: argparse.Namespace) -> Any:
             raise ConfigError("--model needs --prompts: builtin:NAME, a .jsonl or .csv file, or a datasets folder")
         model, prompts, field = args.model, args.prompts, args.field or "prompt"
         max_new, temperature, stops = args.max_new_tokens or 32, args.temperature or 1.0, tuple(args.stop or ())
-    sampled = sample_tasks(
-        model,
-        prompts,
-        prompt_field=field,
-        limit=args.limit,
-        repeats=args.repeats,
+    sampling = PairSampling(
         max_new_tokens=max_new,
         temperature=temperature,
         top_p=args.top_p,
@@ -56,6 +52,7 @@ def _sample(args: argparse.Namespace) -> Any:
         seed=args.seed,
         progress=not args.no_progress,
     )
+    sampled = sample_tasks(model, prompts, sampling, prompt_field=field, limit=args.limit, repeats=args.repeats)
     print(f"sampled {len(sampled.tasks)} tasks from {model} ({sampled.skipped} pairs dropped: equal or empty)")
     if not sampled.tasks:
         raise ConfigError(

@@ -47,7 +47,6 @@ def _cmd_pipeline(args: argparse.Namespace) -> int:
 
 def add_commands(sub: Any) -> None:
     """Add ``pipeline`` to the ``textenv`` parser's subcommands (a flag for every top-level PipelineConfig field)."""
-    from agents.config_flags import field_docs
     from agents.pipeline import PipelineConfig
 
     p = sub.add_parser(
@@ -58,8 +57,6 @@ def add_commands(sub: Any) -> None:
         "top-level field overrides the file's value; the stages' settings are set in the file.",
     )
     p.add_argument("--config", required=True, help="the pipeline YAML file")
-    docs = field_docs(PipelineConfig)
-    p.add_argument("--name", default=None, metavar="STR", help=f"{docs['name']} (PipelineConfig.name)")
     add_config_flags(p, PipelineConfig, skip=_SECTIONS)
     p.add_argument("--force", nargs="+", default=[], metavar="STAGE", help="run these stages again even if done")
     add_ray_flags(p)

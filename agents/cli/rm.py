@@ -102,16 +102,14 @@ def _cmd_eval(args: argparse.Namespace) -> int:
 
 def _cmd_simulate(args: argparse.Namespace) -> int:
     import rewards
-    from textenv.pairs import sample_pairs
+    from textenv.pairs import PairSampling, sample_pairs
     from textenv.prompts import load_prompts, repeat_prompts
 
     reward_kwargs = _json_arg(args.reward_kwargs, "--reward-kwargs") or {}
     reward = rewards.make(args.reward, **reward_kwargs)
     source = load_prompts(args.prompts, field=args.field)
     prompts, meta = repeat_prompts(source, repeats=args.repeats, limit=args.limit)
-    sampled = sample_pairs(
-        args.model,
-        prompts,
+    sampling = PairSampling(
         max_new_tokens=args.max_new_tokens,
         temperature=args.sample_temperature,
         top_p=args.top_p,
@@ -120,6 +118,7 @@ def _cmd_simulate(args: argparse.Namespace) -> int:
         seed=args.seed,
         progress=not args.no_progress,
     )
+    sampled = sample_pairs(args.model, prompts, sampling)
     result = sampled.annotate(reward, temperature=args.temperature, seed=args.seed, meta=meta)
     if not result.pairs:
         raise rewards.PreferenceDataError(

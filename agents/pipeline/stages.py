@@ -68,15 +68,13 @@ def export_db_preferences(db: str | Path, out: Path) -> None:
 
 def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str, Any]:
     import rewards
-    from textenv.pairs import sample_pairs
+    from textenv.pairs import PairSampling, sample_pairs
     from textenv.prompts import load_prompts, repeat_prompts
 
     prefs = config.preferences
     source = load_prompts(config.prompts, field=config.prompt_field)
     prompts, meta = repeat_prompts(source, repeats=prefs.repeats, limit=prefs.limit)
-    sampled = sample_pairs(
-        start_model(config, ctx),
-        prompts,
+    sampling = PairSampling(
         max_new_tokens=prefs.max_new_tokens,
         temperature=prefs.sample_temperature,
         top_p=prefs.top_p,
@@ -85,6 +83,7 @@ def _simulate(config: PipelineConfig, ctx: StageContext, out: Path) -> dict[str,
         seed=prefs.seed,
         progress=ctx.progress,
     )
+    sampled = sample_pairs(start_model(config, ctx), prompts, sampling)
     judge = rewards.make(prefs.reward, **prefs.reward_kwargs)
     result = sampled.annotate(judge, temperature=prefs.temperature, seed=prefs.seed, meta=meta)
     if not result.pairs:

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 
 import pytest
 
 from agents.cli import _overrides, build_parser
 from agents.config import TrainConfig, load_config
-from agents.config_flags import field_docs
+from agents.config_flags import add_dataclass_flags, field_docs
 
 _SAMPLE = {"int": "3", "float": "0.5", "str": "cpu"}
 
@@ -37,6 +38,32 @@ def test_help_shows_each_fields_docstring(capsys):
     shown = " ".join(capsys.readouterr().out.split())
     assert "--gae-lambda FLOAT GAE λ. (TrainConfig.gae_lambda; default 0.95)" in shown
     assert "--env-kwargs YAML Overrides of the env's defaults" in shown
+
+
+@dataclasses.dataclass
+class _Needs:
+    name: str
+    """Which one."""
+    tags: list[str] = dataclasses.field(default_factory=lambda: ["a"])
+    """Labels."""
+
+
+def test_help_says_a_field_without_default_has_none_and_shows_a_factorys_value():
+    parser = argparse.ArgumentParser()
+    add_dataclass_flags(parser, _Needs)
+    shown = " ".join(parser.format_help().split())
+    assert "--name STR Which one. (_Needs.name; no default: the config file or this flag must set it)" in shown
+    assert "--tags YAML Labels. (_Needs.tags; default ['a'])" in shown
+    assert "'{}'" not in shown
+
+
+def test_pipeline_name_is_the_generated_flag_of_its_required_field(capsys):
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["pipeline", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    assert "--name STR The run's name" in shown
+    assert "(PipelineConfig.name; no default" in shown
+    assert shown.count("--name STR") == 2  # the usage line and the one flag
 
 
 def test_flag_values_reach_the_config_over_the_preset():
