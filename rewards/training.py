@@ -48,7 +48,12 @@ from rewards.errors import RewardModelError
 from rewards.model_folder import METADATA_FILE, RewardModelInfo
 from rewards.preferences import PreferenceData, PreferencePair, RatedCompletion
 from rewards.training_data import PreferenceCollator, encode_records
-from rewards.training_loop import build_reward_trainer, kept_global_rngs, quiet_checkpoint_rotation
+from rewards.training_loop import (
+    build_reward_trainer,
+    kept_global_rngs,
+    quiet_checkpoint_rotation,
+    transformers_progress_bars,
+)
 from textenv_common.atomic import atomic_folder
 from textenv_common.checks import check_int
 from textenv_common.hf import LOAD_ERRORS, load_pretrained, load_tokenizer, transformer_blocks
@@ -339,7 +344,11 @@ def train_reward_model(
     train_rows = encode_records(train, tokenizer, dims, max_length, use_margin=config.use_margin)
     eval_rows = encode_records(held_out, tokenizer, dims, max_length, use_margin=config.use_margin)
     steps_per_epoch = math.ceil(len(train) / config.batch_size)
-    with tempfile.TemporaryDirectory(prefix="textenv-rm-") as scratch, kept_global_rngs():
+    with (
+        tempfile.TemporaryDirectory(prefix="textenv-rm-") as scratch,
+        kept_global_rngs(),
+        transformers_progress_bars(config.progress),
+    ):
         trainer = build_reward_trainer(model, config, weights, train_rows, eval_rows, collator, scratch)
         started = time.perf_counter()
         with quiet_checkpoint_rotation():

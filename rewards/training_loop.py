@@ -225,6 +225,22 @@ def kept_global_rngs() -> Iterator[None]:
         np.random.set_state(numpy_state)
 
 
+@contextlib.contextmanager
+def transformers_progress_bars(enabled: bool) -> Iterator[None]:
+    """With ``enabled`` False, hide transformers' own bars in the block (Trainer's checkpoint saves and reloads
+    show "Writing model shards" and "Loading weights"), then restore the process's setting."""
+    from transformers.utils import logging as hf_logging
+
+    hide = not enabled and hf_logging.is_progress_bar_enabled()
+    if hide:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if hide:
+            hf_logging.enable_progress_bar()
+
+
 class _DropMtimeWarning(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         return "mtime may not be reliable" not in record.getMessage()
