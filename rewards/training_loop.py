@@ -105,7 +105,7 @@ def reward_trainer_class() -> type:
         def prediction_step(
             self, model: Any, inputs: Any, prediction_loss_only: bool, ignore_keys: list[str] | None = None
         ) -> tuple[Any, Any, Any]:
-            inputs = self._prepare_inputs(inputs)
+            inputs = {key: value.to(self.args.device) for key, value in inputs.items()}  # all tensors
             with torch.no_grad():
                 loss, gaps = self._loss_and_gaps(model, inputs)
             records = len(inputs["margins"]) + len(inputs["rating_targets"])
