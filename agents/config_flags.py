@@ -16,7 +16,7 @@ import functools
 import inspect
 import itertools
 import textwrap
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import yaml
@@ -26,7 +26,8 @@ __all__ = ["add_dataclass_flags", "default_text", "field_docs", "flag_values"]
 
 @functools.cache
 def field_docs(cls: type) -> dict[str, str]:
-    """The docstring under each field of the dataclass ``cls`` (the string literal that follows its annotation)."""
+    """The doc of each field of the dataclass ``cls``: the string literal that follows its annotation, else its
+    entry in the class docstring's Google-style ``Attributes:`` section."""
     tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
     body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
     docs: dict[str, str] = {}
@@ -39,6 +40,26 @@ def field_docs(cls: type) -> dict[str, str]:
             and isinstance(following.value.value, str)
         ):
             docs[node.target.id] = " ".join(following.value.value.split())
+    fields = {f.name for f in dataclasses.fields(cls)}
+    return {**{k: v for k, v in _attribute_docs(cls).items() if k in fields}, **docs}
+
+
+def _attribute_docs(cls: type) -> dict[str, str]:
+    """The entries of the ``Attributes:`` section of a Google-style class docstring, one line each."""
+    docs: dict[str, str] = {}
+    lines = inspect.cleandoc(cls.__doc__ or "").splitlines()
+    if "Attributes:" not in lines:
+        return docs
+    name = None
+    for line in lines[lines.index("Attributes:") + 1 :]:
+        if not line.strip():
+            break
+        entry = line.strip().split(":", 1)
+        if not line.startswith(" " * 8) and len(entry) == 2 and entry[0].isidentifier():
+            name = entry[0]
+            docs[name] = entry[1].strip()
+        elif name is not None:
+            docs[name] += " " + line.strip()
     return docs
 
 
@@ -70,27 +91,42 @@ def _parser_for(annotation: str) -> tuple[Callable[[str], Any], str]:
     return parse_yaml, "YAML"
 
 
-def add_dataclass_flags(parser: argparse.ArgumentParser, cls: type, *, skip: Iterable[str] = ()) -> list[str]:
+def add_dataclass_flags(
+    parser: argparse.ArgumentParser,
+    cls: type,
+    *,
+    skip: Iterable[str] = (),
+    aliases: Mapping[str, str] | None = None,
+) -> list[str]:
     """Add ``--field-name`` for every field of ``cls`` not in ``skip``, unless the parser has that flag already
-    (a hand-written one with choices or a shorter help); returns the fields added."""
+    (a hand-written one with choices or a shorter help); returns the fields added.
+
+    A ``bool`` field is a ``--name/--no-name`` switch. ``aliases`` maps old spellings (``"--lr"``) to the field
+    they set (``"learning_rate"``). Read the values back with :func:`flag_values`.
+    """
     docs = field_docs(cls)
+    skipped = set(skip)
     added = []
     for f in dataclasses.fields(cls):
-        if f.name in set(skip):
+        if f.name in skipped:
             continue
-        parse, metavar = _parser_for(str(f.type))
+        flag = "--" + f.name.replace("_", "-")
+        help_ = f"{docs.get(f.name, '')} ({cls.__name__}.{f.name}; {default_text(f)})"
+        if str(f.type) == "bool":
+            kind: dict[str, Any] = {"action": argparse.BooleanOptionalAction}
+        else:
+            parse, metavar = _parser_for(str(f.type))
+            kind = {"type": parse, "metavar": metavar}
         try:
-            parser.add_argument(
-                "--" + f.name.replace("_", "-"),
-                dest=f.name,
-                type=parse,
-                default=None,
-                metavar=metavar,
-                help=f"{docs.get(f.name, '')} ({cls.__name__}.{f.name}; {default_text(f)})",
-            )
+            parser.add_argument(flag, dest=f.name, default=None, help=help_, **kind)
         except argparse.ArgumentError:  # the command defines this flag itself
             continue
         added.append(f.name)
+    for alias, name in (aliases or {}).items():
+        parse, metavar = _parser_for(str(next(f.type for f in dataclasses.fields(cls) if f.name == name)))
+        parser.add_argument(
+            alias, dest=name, type=parse, metavar=metavar, default=None, help=f"the same as --{name.replace('_', '-')}"
+        )
     return added
 
 

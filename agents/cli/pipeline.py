@@ -7,7 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from agents.cli.flags import add_config_flags, add_ray_flags, ray_options
+from agents.cli.flags import add_ray_flags, ray_options
+from agents.config_flags import add_dataclass_flags
 
 __all__ = ["add_commands", "pipeline_overrides"]
 
@@ -57,7 +58,7 @@ def add_commands(sub: Any) -> None:
         "top-level field overrides the file's value; the stages' settings are set in the file.",
     )
     p.add_argument("--config", required=True, help="the pipeline YAML file")
-    add_config_flags(p, PipelineConfig, skip=_SECTIONS)
+    add_dataclass_flags(p, PipelineConfig, skip=_SECTIONS)
     p.add_argument("--force", nargs="+", default=[], metavar="STAGE", help="run these stages again even if done")
     add_ray_flags(p)
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")

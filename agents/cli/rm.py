@@ -14,7 +14,7 @@ import argparse
 import json
 from typing import Any
 
-from agents.cli.flags import add_config_flags
+from agents.config_flags import add_dataclass_flags
 
 __all__ = ["add_commands", "training_config"]
 
@@ -171,7 +171,7 @@ def add_commands(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="rating dimension weights as JSON, e.g. '{\"coherence\": 2}' (or --dimension-weights)",
     )
-    add_config_flags(p, rewards.RewardModelTrainingConfig, aliases={"--lr": "learning_rate"})
+    add_dataclass_flags(p, rewards.RewardModelTrainingConfig, aliases={"--lr": "learning_rate"})
     p.set_defaults(func=_cmd_train)
 
     p = rm_sub.add_parser("eval", help="pairwise accuracy of a reward model, with a 95%% confidence interval")

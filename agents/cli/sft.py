@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from agents.cli.flags import add_config_flags
+from agents.config_flags import add_dataclass_flags
 
 __all__ = ["add_commands", "sft_config"]
 
@@ -47,5 +47,5 @@ def add_commands(sub: Any) -> None:
     p.add_argument("--base", required=True, help="model to fine-tune: folder, hub id, textenv/toy-gpt2")
     p.add_argument("--out", required=True, help="output model folder (written atomically)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
-    add_config_flags(p, SFTConfig, aliases={"--lr": "learning_rate"})
+    add_dataclass_flags(p, SFTConfig, aliases={"--lr": "learning_rate"})
     p.set_defaults(func=_cmd_sft)
