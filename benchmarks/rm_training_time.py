@@ -1,9 +1,10 @@
 """Benchmark: the wall time of ``rewards.train_reward_model`` on the tests' tiny recipe, with no data needed.
 
-The recipe of ``tests/rewards/conftest.py``'s ``tiny_rm_dir``: the toy two-layer GPT-2 (``textenv.toy``), 160
-separable preference pairs, 2 epochs, batch 16, learning rate 1e-3, 20% held out, one torch thread. Each repeat
-runs in a fresh process (``--in-process`` to time later calls of one process instead, without the import costs),
-so the first-call costs (imports, Trainer set-up) are in the numbers, as a user's ``textenv rm train`` pays them.
+The recipe of ``tests/rewards/conftest.py``'s ``tiny_rm_dir``, whose pairs come from :func:`separable_pairs` here:
+the toy two-layer GPT-2 (``textenv.toy``), 160 separable preference pairs, 2 epochs, batch 16, learning rate 1e-3,
+20% held out, one torch thread. Each repeat runs in a fresh process (``--in-process`` to time later calls of one
+process instead, without the import costs), so the first-call costs (imports, Trainer set-up) are in the numbers,
+as a user's ``textenv rm train`` pays them.
 
 Run from the repository root::
 

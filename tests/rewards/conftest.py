@@ -5,34 +5,14 @@ Imports stay light here (torch and transformers load inside the fixtures), as in
 
 from __future__ import annotations
 
-import random
 from pathlib import Path
 
 import pytest
 
-POSITIVE = ("good", "great", "love", "nice", "best", "happy", "fun")
-NEGATIVE = ("bad", "awful", "hate", "worst", "sad")
-NEUTRAL = ("the", "movie", "cat", "dog", "book", "is", "was", "a", "very", "and", "food", "game")
+# The pairs are the reward-model timing benchmark's (one recipe for the tests and the benchmark).
+from benchmarks.rm_training_time import separable_pairs
 
-
-def separable_pairs(n: int, seed: int = 0) -> list:
-    """``n`` pairs in the toy vocabulary whose chosen text holds positive words and rejected negative ones."""
-    from rewards import PreferencePair
-
-    rng = random.Random(seed)
-
-    def text(words: tuple[str, ...]) -> str:
-        return " " + " ".join(
-            rng.choice(NEUTRAL) if rng.random() < 0.5 else rng.choice(words) for _ in range(rng.randint(3, 8))
-        )
-
-    pairs = []
-    while len(pairs) < n:
-        prompt = " ".join(rng.choice(NEUTRAL) for _ in range(rng.randint(2, 5)))
-        chosen, rejected = text(POSITIVE), text(NEGATIVE)
-        if chosen != rejected:
-            pairs.append(PreferencePair(prompt, chosen, rejected))
-    return pairs
+__all__ = ["separable_pairs"]
 
 
 @pytest.fixture(scope="session")
