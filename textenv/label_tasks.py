@@ -17,6 +17,7 @@ from typing import Any
 from rewards.human.tasks import LabelTask
 from textenv.errors import ConfigError
 from textenv.pairs import PairSampling, sample_pairs
+from textenv_common.checks import check_int
 
 __all__ = ["SampledTasks", "sample_tasks"]
 
@@ -54,9 +55,8 @@ def sample_tasks(
     """
     from textenv.prompts import load_prompts
 
-    for name, value in (("limit", limit), ("repeats", repeats)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
-            raise ConfigError(f"{name} must be a positive integer; got {value!r}")
+    check_int("limit", limit, 1, error=ConfigError, optional=True)
+    check_int("repeats", repeats, 1, error=ConfigError)
     records = list(load_prompts(prompts, field=prompt_field))[:limit]
     sampled = sample_pairs(model, [r.text for r in records for _ in range(repeats)], sampling)
     tasks, skipped, seen = [], sampled.dropped, set()

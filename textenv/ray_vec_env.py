@@ -51,6 +51,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnv, VecEnvIndices,
 
 from textenv.errors import ConfigError, MissingExtraError, RayAddressError, RayWorkerLostError, ScoreMissingError
 from textenv.kl import RECORD_METHOD, LogProbMessage
+from textenv_common.checks import check_int
 
 __all__ = ["RayVecEnv", "connect"]
 
@@ -306,11 +307,9 @@ class RayVecEnv(VecEnv):
         address: str | None = None,
         **env_kwargs: Any,
     ) -> None:
-        for name, value, low in (("n_envs", n_envs, 1), ("envs_per_actor", envs_per_actor, 1)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ConfigError(f"{name} must be an integer ≥ {low}; got {value!r}.")
-        if isinstance(max_restarts, bool) or not isinstance(max_restarts, int) or max_restarts < 0:
-            raise ConfigError(f"max_restarts must be an integer ≥ 0; got {max_restarts!r}.")
+        check_int("n_envs", n_envs, 1, error=ConfigError)
+        check_int("envs_per_actor", envs_per_actor, 1, error=ConfigError)
+        check_int("max_restarts", max_restarts, 0, error=ConfigError)
         for name, amount in (("num_cpus", num_cpus), ("num_gpus", num_gpus), ("reward_num_cpus", reward_num_cpus),
                              ("reward_num_gpus", reward_num_gpus)):  # fmt: skip
             if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not amount >= 0:

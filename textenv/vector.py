@@ -23,6 +23,7 @@ from stable_baselines3.common.vec_env.base_vec_env import VecEnvStepReturn
 from textenv.errors import ConfigError
 from textenv.kl import LogProbMessage
 from textenv.registration import make
+from textenv_common.checks import check_int
 
 __all__ = ["TextVecEnv", "make_vec_env"]
 
@@ -84,8 +85,7 @@ def make_vec_env(
         monitor: Wrap each sub-env in stable-baselines3's ``Monitor`` (episode return and length in info).
         **kwargs: Overrides of the env's defaults, as for ``gym.make``.
     """
-    if isinstance(n_envs, bool) or not isinstance(n_envs, int) or n_envs < 1:
-        raise ConfigError(f"n_envs must be an integer ≥ 1; got {n_envs!r}.")
+    check_int("n_envs", n_envs, 1, error=ConfigError)
     first = make(env_id, **kwargs)
     # One reward object (scored in batches, one running state) and one KL controller (β adapts to the KL of
     # every sub-env's episodes) for all sub-envs.
